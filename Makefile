@@ -30,7 +30,7 @@ demo: $(STAMP)
 	    method=none,tau,integral,euler,expectation tgt_dt=1ms,2ms,4ms,8ms spikes=bin,source \
 	    hydra.sweep.dir=$(DEMO_RUNS)/adapt/$$n progress=false || exit 1; \
 	done
-	$(BIN)/snnta report dir=$(DEMO_RUNS) out=results/demo title="randman, trained at 4 ms, adapted zero-shot"
+	$(BIN)/snnta report dir=$(DEMO_RUNS) out=results/demo title="randman: trained at 4 ms and adapted zero-shot"
 
 clean:
 	rm -rf $(VENV) runs outputs multirun .pytest_cache

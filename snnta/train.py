@@ -27,6 +27,7 @@ class TrainConfig:
     lr: float = 2e-3
     weight_decay: float = 0.0
     val_fraction: float = 0.1
+    rate_reg: float = 0.0  # weight of the mean spike count per neuron and bin, added to the loss
     seed: int = 0
     bin_mode: str = "count"
 
@@ -73,8 +74,10 @@ def train(model: SNNClassifier, train_ds: EventDataset, dt: float, cfg: TrainCon
         model.train()
         start, loss_sum, correct, n = time.perf_counter(), 0.0, 0, 0
         for step, (x, y) in enumerate(iter_batches(fit_ds, dt, cfg.batch_size, True, rng, cfg.bin_mode)):
-            logits = model(x, model.step_params(dt))
+            logits, spikes = model(x, model.step_params(dt), return_spikes=True)
             loss = F.cross_entropy(logits, y)
+            if cfg.rate_reg:
+                loss = loss + cfg.rate_reg * torch.stack([s.mean() for s in spikes]).mean()
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"non-finite loss at epoch {epoch + 1}, step {step + 1}")
             opt.zero_grad(set_to_none=True)

@@ -22,7 +22,7 @@ def parse_duration(value: str | float | int, name: str = "duration", allow_zero:
     if isinstance(value, bool):
         raise ConfigError(f"{name}: {value!r} is not a duration; write e.g. 4ms, 250us or 0.5s")
     if isinstance(value, (int, float)):
-        raise ConfigError(f"{name}: {value!r} has no unit; write e.g. {value}ms, 250us or 0.5s")
+        raise ConfigError(f"{name}: {str(value)!r} has no unit; write e.g. {value}ms, 250us or 0.5s")
     text = str(value)
     if text.strip().startswith("-"):
         raise ConfigError(f"{name}: {text!r} must be positive; write e.g. 4ms, 250us or 0.5s")
