@@ -27,7 +27,7 @@ class TrainConfig:
     lr: float = 2e-3
     weight_decay: float = 0.0
     val_fraction: float = 0.1
-    rate_reg: float = 0.0  # weight of the mean spike count per neuron and bin, added to the loss
+    rate_reg: float = 1.0  # weight of the mean spike count per neuron and bin, added to the loss
     seed: int = 0
     bin_mode: str = "count"
 

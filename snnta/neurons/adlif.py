@@ -27,8 +27,8 @@ class AdLIF(NeuronSpec):
     spiking = True
 
     def __init__(self, size: int, tau_min: float = 0.005, tau_max: float = 0.05,
-                 tau_w_min: float = 0.03, tau_w_max: float = 0.3, a_range: tuple[float, float] = (0.0, 1.0),
-                 b_range: tuple[float, float] = (0.0, 2.0), threshold: float = 1.0,
+                 tau_w_min: float = 0.03, tau_w_max: float = 0.3, a_range: tuple[float, float] = (0.0, 0.5),
+                 b_range: tuple[float, float] = (0.0, 0.5), threshold: float = 1.0,
                  tau_clip: tuple[float, float] = (1e-3, 2.0)):
         super().__init__(size)
         self.tau_min, self.tau_max = float(tau_min), float(tau_max)

@@ -1,0 +1,36 @@
+"""Datasets as events with continuous timestamps, binned at any ``dt``.
+
+Each dataset is a module exposing ``load(**options) -> (train, test)`` of :class:`EventDataset`;
+``DATASETS`` maps the names the CLI takes (``dataset=NAME``) to those modules.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from ..errors import ConfigError
+from .events import EventDataset, bin_batch, iter_batches, n_bins
+from .randman import RandmanConfig, make_randman
+
+#: name -> module (relative to snnta.data) with a ``load(**options)`` function
+DATASETS = {
+    "randman": "randman",
+    "shd": "shd",
+    "mswc": "mswc",
+    "spoken_digits": "spoken_digits",
+    "spoken_keywords": "spoken_keywords",
+    "nmnist": "nmnist",
+    "saccade_mnist": "saccade_mnist",
+}
+
+
+def load_dataset(name: str, **options) -> tuple[EventDataset, EventDataset]:
+    """Return ``(train, test)`` for a dataset by name; ``options`` are its config fields."""
+    if name not in DATASETS:
+        raise ConfigError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
+    module = importlib.import_module(f".{DATASETS[name]}", __name__)
+    return module.load(**options)
+
+
+__all__ = ["EventDataset", "bin_batch", "iter_batches", "n_bins", "RandmanConfig", "make_randman",
+           "load_dataset", "DATASETS"]
