@@ -314,6 +314,11 @@ def _hydra_entry(command: str):
     import hydra
 
     def task(cfg):
+        threads = cfg.get("threads")
+        if threads:
+            import torch
+
+            torch.set_num_threads(int(threads))
         try:
             return HANDLERS[command](cfg)
         except SnntaError as e:

@@ -80,7 +80,7 @@ def plot(table: pd.DataFrame, path: Path, title: str | None = None) -> Path:
     import matplotlib.pyplot as plt
 
     groups = list(table.groupby(level=[0, 1, 2], sort=False))
-    fig, axes = plt.subplots(1, len(groups), figsize=(5.2 * len(groups), 4.0), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(1, len(groups), figsize=(max(5.2 * len(groups), 8.0), 4.6), squeeze=False, sharey=True)
     colors = dict(zip(METHOD_ORDER, ["#777777", "#d62728", "#1f77b4", "#2ca02c", "#9467bd"]))
     for ax, ((dataset, neuron, src_dt), block) in zip(axes[0], groups):
         xs_all = []
@@ -93,7 +93,8 @@ def plot(table: pd.DataFrame, path: Path, title: str | None = None) -> Path:
             ax.plot(xs, ys, marker="o" if spikes == "bin" else "s", linestyle="-" if spikes == "bin" else "--",
                     color=colors.get(method, None), label=f"{method} ({spikes})", linewidth=1.6, markersize=4)
         ax.axvline(src_dt * 1e3, color="black", linestyle=":", linewidth=1)
-        ax.text(src_dt * 1e3, 2, " source dt", rotation=90, va="bottom", fontsize=8)
+        ax.annotate("source dt", (src_dt * 1e3, 1), xytext=(3, 0), textcoords="offset points", rotation=90,
+                    va="bottom", fontsize=8)
         ax.set_xscale("log", base=2)
         ticks = sorted(set(xs_all))
         ax.set_xticks(ticks)
@@ -103,10 +104,11 @@ def plot(table: pd.DataFrame, path: Path, title: str | None = None) -> Path:
         ax.set_ylim(0, 100)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("test accuracy (%)")
-    axes[0][-1].legend(fontsize=7, loc="lower right", ncol=2)
+    handles, labels = axes[0][-1].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=5, fontsize=8, frameon=False)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=150))
     plt.close(fig)
     return path

@@ -81,7 +81,7 @@ def test_adapt_defaults_to_latest_train_run_and_eval_reads_adapted(trained):
     (["train", "dt=0ms"], "dt: '0ms' must be positive"),
     (["train", "dt=-2ms"], "must be positive"),
     (["adapt", "tgt_dt=1"], "tgt_dt: '1' has no unit"),
-    (["train", "dataset=shd"], "unknown dataset 'shd'; choose one of: randman"),
+    (["train", "dataset=imagenet"], "unknown dataset 'imagenet'; choose one of: "),
     (["train", "neuron=izhikevich"], "unknown neuron 'izhikevich'; choose one of: adlif, lif"),
     (["adapt", "spikes=many"], "unknown spikes mode 'many'"),
     (["adapt", "checkpoint=nowhere/checkpoint.pt"], "checkpoint not found: nowhere/checkpoint.pt"),

@@ -84,8 +84,8 @@ def test_inconsistent_events_rejected():
 
 
 def test_load_dataset_errors():
-    with pytest.raises(ConfigError, match="unknown dataset 'shd'"):
-        load_dataset("shd")
+    with pytest.raises(ConfigError, match="unknown dataset 'imagenet'"):
+        load_dataset("imagenet")
     with pytest.raises(ConfigError, match="unknown option"):
         load_dataset("randman", n_chanels=3)
     with pytest.raises(ConfigError, match="has no unit"):
