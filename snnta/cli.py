@@ -1,7 +1,10 @@
 """Command-line entry point ``snnta {train,adapt,eval,report}`` on Hydra.
 
-This is the only module that imports Hydra: it turns config objects into plain arguments for the
-library and turns :class:`~snnta.errors.SnntaError` into a one-line message and exit status 2.
+This is the only module that imports Hydra. It turns config objects into plain, validated arguments
+for the library (:func:`train_args`, :func:`adapt_args`), and turns every
+:class:`~snnta.errors.SnntaError` into one line on stderr with exit status 2.  Before Hydra runs,
+:func:`precheck` composes the config for every value of every swept key and validates it, so a bad
+sweep fails before its first job and before anything is written.
 """
 
 from __future__ import annotations
@@ -10,7 +13,9 @@ import os
 import sys
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .errors import ConfigError, SnntaError
 
@@ -24,11 +29,13 @@ commands:
   report   tables and accuracy-vs-dt plots           snnta report dir=runs out=results/report
 
 Overrides are Hydra's: `-m` sweeps comma-separated values (method=none,tau tgt_dt=1ms,2ms),
-`hydra/launcher=joblib` runs a sweep in parallel; `snnta COMMAND --cfg job` prints the config."""
+`hydra/launcher=joblib` runs a sweep in parallel; `snnta COMMAND --cfg job` prints the config.
+Running the same `snnta train` command again resumes an interrupted run."""
 
-DURATION_KEYS = {"train": ("dt",), "adapt": ("tgt_dt",), "eval": (), "report": ()}
-GROUP_KEYS = {"train": ("dataset", "neuron", "model", "paths"), "adapt": ("method", "paths"),
-              "eval": ("paths",), "report": ("paths",)}
+#: keys that do not change a run's results (ignored when a rerun is matched with its run folder)
+NON_RESULT_KEYS = ("progress", "paths", "run_name")
+#: a target bin width giving more bins than this per sample is refused
+MAX_BINS = 100_000
 
 
 def config_dir() -> Path:
@@ -42,63 +49,19 @@ def config_dir() -> Path:
 
 
 def _fail(command: str, message: str, status: int = 2):
-    print(f"snnta {command}: error: {message}", file=sys.stderr)
+    prefix = f"snnta {command}: " if command else "snnta: "
+    print(f"{prefix}error: {message}", file=sys.stderr)
     sys.exit(status)
-
-
-def _sweep_values(value: str) -> list[str] | None:
-    """Values of an override, split on commas; ``None`` for sweep functions we do not expand."""
-    if "(" in value or value.startswith("["):
-        return None
-    return [v.strip() for v in value.split(",")] if value else [value]
-
-
-def precheck(command: str, overrides: list[str]) -> None:
-    """Reject bad overrides with one line before Hydra sees them (Hydra's own errors are long)."""
-    from .methods import NAMES, SPIKE_MODES
-    from .units import parse_duration
-
-    import yaml
-
-    cfg_dir = config_dir()
-    primary = yaml.safe_load((cfg_dir / f"{command}.yaml").read_text()) or {}
-    known = set(primary) | set(GROUP_KEYS[command]) | {"hydra"}
-    for item in overrides:
-        if item.startswith("-") or "=" not in item:
-            continue
-        key, _, value = item.partition("=")
-        if key.startswith("+"):
-            continue
-        key = key.lstrip("~")
-        root = key.split(".")[0].split("/")[0]
-        if root not in known:
-            raise ConfigError(f"unknown key {key!r} for `snnta {command}`; valid keys: "
-                              f"{', '.join(sorted(known - {'defaults'}))}")
-        values = _sweep_values(value)
-        if values is None:
-            continue
-        if key in DURATION_KEYS[command]:
-            for v in values:
-                parse_duration(v, key)
-        elif key in GROUP_KEYS[command]:
-            choices = sorted(p.stem for p in (cfg_dir / key).glob("*.yaml"))
-            for v in values:
-                if v not in choices:
-                    if key == "method":
-                        raise ConfigError(f"unknown method {v!r}; choose one of: {', '.join(NAMES)}")
-                    raise ConfigError(f"unknown {key} {v!r}; choose one of: {', '.join(choices)}")
-        elif key == "spikes" and command == "adapt":
-            for v in values:
-                if v not in SPIKE_MODES:
-                    raise ConfigError(f"unknown spikes mode {v!r}; choose one of: {', '.join(SPIKE_MODES)}")
 
 
 # --------------------------------------------------------------------------- config -> plain arguments
 
-def _plain(cfg) -> dict:
-    from omegaconf import OmegaConf
+def _plain(cfg) -> Any:
+    from omegaconf import DictConfig, ListConfig, OmegaConf
 
-    return OmegaConf.to_container(cfg, resolve=True)
+    if isinstance(cfg, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(cfg, resolve=True)
+    return cfg
 
 
 def _durations(d: dict, keys: tuple[str, ...], prefix: str, allow_zero: bool = False) -> dict:
@@ -108,38 +71,209 @@ def _durations(d: dict, keys: tuple[str, ...], prefix: str, allow_zero: bool = F
     for k in keys:
         if k in out and out[k] is not None:
             v = out[k]
-            if isinstance(v, list):
+            if isinstance(v, (list, tuple)):
                 out[k] = tuple(parse_duration(x, f"{prefix}.{k}", allow_zero) for x in v)
             else:
                 out[k] = parse_duration(v, f"{prefix}.{k}", allow_zero)
     return out
 
 
-def model_config_from(cfg, n_in: int, n_classes: int):
-    from .model import ModelConfig
-
-    neuron = _durations(_plain(cfg.neuron), ("tau_min", "tau_max", "tau_w_min", "tau_w_max"), "neuron")
-    kind = neuron.pop("kind")
-    for k in ("a_range", "b_range"):
-        if k in neuron:
-            neuron[k] = tuple(neuron[k])
-    model = _plain(cfg.model)
-    model = _durations(model, ("readout_tau",), "model")
-    tau = model.pop("readout_tau")
-    tau = tuple(tau) if isinstance(tau, tuple) else (tau, tau)
-    allowed = set(ModelConfig.__dataclass_fields__) - {"n_in", "n_classes", "neuron", "neuron_options", "readout_tau"}
-    unknown = sorted(set(model) - allowed)
-    if unknown:
-        raise ConfigError(f"model: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(allowed | {'readout_tau'}))}")
-    model["hidden"] = tuple(int(h) for h in model.get("hidden", (128,)))
-    return ModelConfig(n_in=n_in, n_classes=n_classes, neuron=kind, neuron_options=neuron, readout_tau=tau, **model)
-
-
 def dataset_options(cfg_dataset) -> tuple[str, dict]:
-    d = _plain(cfg_dataset) if not isinstance(cfg_dataset, dict) else dict(cfg_dataset)
-    name = d.pop("name")
-    return name, d
+    """``(name, options)`` of a dataset config group: the options are passed to its ``load``."""
+    d = dict(_plain(cfg_dataset))
+    if "name" not in d:
+        raise ConfigError("dataset: missing key 'name'")
+    return d.pop("name"), d
 
+
+def check_dataset(name: str, options: dict) -> None:
+    """Validate dataset options without loading, where the dataset module offers ``check_options``."""
+    import importlib
+
+    from .data import DATASETS
+
+    if name not in DATASETS:
+        raise ConfigError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
+    try:
+        module = importlib.import_module(f"snnta.data.{DATASETS[name]}")
+    except ImportError as e:
+        raise ConfigError(f"dataset {name} needs a package that is not installed ({e.name}); "
+                          "pip install -e '.[datasets]'") from None
+    check = getattr(module, "check_options", None)
+    if check is not None:
+        check(**options)
+
+
+def model_config_from(cfg, n_in: int, n_classes: int):
+    from .config import build, check_options
+    from .model import ModelConfig
+    from .neurons import NEURONS
+
+    neuron = _durations(dict(_plain(cfg["neuron"])), ("tau_min", "tau_max", "tau_w_min", "tau_w_max"), "neuron")
+    kind = neuron.pop("kind", None)
+    if kind not in NEURONS or kind == "li":
+        raise ConfigError(f"neuron.kind: unknown neuron {kind!r}; choose one of: lif, adlif")
+    neuron = check_options(NEURONS[kind].__init__, neuron, "neuron")
+    model = _durations(dict(_plain(cfg["model"])), ("readout_tau",), "model")
+    tau = model.pop("readout_tau", 0.02)
+    model["readout_tau"] = tuple(tau) if isinstance(tau, tuple) else (tau, tau)
+    mcfg = build(ModelConfig, model, "model", n_in=n_in, n_classes=n_classes, neuron=kind, neuron_options=neuron)
+    mcfg.validate()
+    return mcfg
+
+
+@dataclass
+class TrainArgs:
+    dt: float
+    dataset: str
+    dataset_options: dict
+    train: Any  # TrainConfig
+    seed: int
+
+
+def train_args(cfg) -> TrainArgs:
+    """Validate a composed ``train`` config and return plain arguments (the model needs the data)."""
+    from .config import build, check_value
+    from .train import TrainConfig
+    from .units import parse_duration
+
+    dt = parse_duration(cfg["dt"], "dt")
+    seed = check_value(_plain(cfg["seed"]), int, "seed")
+    name, opts = dataset_options(cfg["dataset"])
+    check_dataset(name, opts)
+    tcfg = build(TrainConfig, dict(_plain(cfg["train"])), "train", seed=seed)
+    tcfg.validate()
+    model_config_from(cfg, 1, 2)  # checks the model and neuron groups
+    _check_threads(cfg)
+    return TrainArgs(dt, name, opts, tcfg, seed)
+
+
+@dataclass
+class AdaptArgs:
+    tgt_dt: float
+    method: str
+    spikes: str
+    batch_size: int
+
+
+def adapt_args(cfg) -> AdaptArgs:
+    from .config import check_value, require
+    from .methods import SPIKE_MODES, get_method
+    from .units import parse_duration
+
+    tgt_dt = parse_duration(cfg["tgt_dt"], "tgt_dt")
+    method = get_method(check_value(_plain(cfg["method"]["name"]), str, "method")).name
+    spikes = check_value(_plain(cfg["spikes"]), str, "spikes")
+    require(spikes in SPIKE_MODES, f"spikes: unknown mode {spikes!r}; choose one of: {', '.join(SPIKE_MODES)}")
+    batch = check_value(_plain(cfg["batch_size"]), int, "batch_size")
+    require(batch >= 1, f"batch_size: must be >= 1, got {batch}")
+    check_value(_plain(cfg["save_checkpoint"]), bool, "save_checkpoint")
+    check_value(_plain(cfg["checkpoint"]), str, "checkpoint")
+    _check_threads(cfg)
+    return AdaptArgs(tgt_dt, method, spikes, batch)
+
+
+def _check_threads(cfg) -> None:
+    from .config import check_value, require
+
+    threads = _plain(cfg.get("threads"))
+    if threads is not None:
+        check_value(threads, int, "threads")
+        require(threads >= 1, f"threads: must be >= 1 or null, got {threads}")
+    check_value(_plain(cfg.get("progress", True)), bool, "progress")
+
+
+def check_binning(duration: float, dt: float, name: str = "tgt_dt") -> int:
+    """A bin width is sensible when a sample spans at least 2 and at most ``MAX_BINS`` bins."""
+    from .data.events import n_bins
+    from .units import format_duration
+
+    n = n_bins(duration, dt)
+    if dt * 2 > duration + 1e-12:
+        raise ConfigError(f"{name}={format_duration(dt)} leaves fewer than 2 bins in a "
+                          f"{format_duration(duration)} sample; choose at most {format_duration(duration / 2)}")
+    if n > MAX_BINS:
+        raise ConfigError(f"{name}={format_duration(dt)} needs {n:,} bins per {format_duration(duration)} "
+                          f"sample (more than {MAX_BINS:,}); choose at least {format_duration(duration / MAX_BINS)}")
+    return n
+
+
+# --------------------------------------------------------------------------- precheck with compose
+
+def _split_sweep(value: str) -> list[str] | None:
+    """Values of a swept override; ``None`` for sweep functions (``range(..)``, ``glob(..)``)."""
+    if "(" in value or value.startswith("[") or value.startswith("'") or value.startswith('"'):
+        return None
+    return [v.strip() for v in value.split(",")]
+
+
+def _variants(overrides: list[str]) -> list[list[str]]:
+    """Override lists to validate: every value of every swept key at least once."""
+    items = [o for o in overrides if not o.startswith("-") and not o.lstrip("+~").startswith("hydra")]
+    choices = []
+    for o in items:
+        key, sep, value = o.partition("=")
+        vals = _split_sweep(value) if sep else None
+        choices.append([f"{key}={v}" for v in vals] if vals and len(vals) > 1 else [o])
+    base = [c[0] for c in choices]
+    variants = [base]
+    for i, c in enumerate(choices):
+        for alt in c[1:]:
+            variants.append(base[:i] + [alt] + base[i + 1:])
+    return variants
+
+
+def _hydra_message(e: Exception, command: str) -> str:
+    """Hydra's multi-line errors, condensed to one line."""
+    text = str(e).strip()
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    if "Could not find '" in text and "Available options" in text:
+        missing = text.split("Could not find '")[1].split("'")[0]
+        group, _, bad = missing.rpartition("/")
+        block = text.split("Available options in")[1].split("Config search path")[0]
+        opts = [ln.strip() for ln in block.splitlines()[1:] if ln.strip()]
+        if group == "method":
+            from .methods import NAMES
+
+            opts = list(NAMES)
+        return f"unknown {group} {bad!r}; choose one of: {', '.join(opts)}"
+    if "Could not override" in text or "not in struct" in text:
+        key = text.split("'")[1] if "'" in text else "?"
+        return f"unknown key {key!r} for `snnta {command}`; `snnta {command} --cfg job` lists the keys"
+    if type(e).__name__ in ("OverrideParseException", "LexerNoViableAltException") or "mismatched input" in text:
+        detail = lines[0].split(": ", 1)[-1] if lines else text
+        return f"cannot parse an override near {detail!r}; write key=value (see `snnta --help`)"
+    return lines[0] if lines else type(e).__name__
+
+
+def precheck(command: str, overrides: list[str]) -> None:
+    """Compose and validate the config for each variant of the overrides; raise a one-line ConfigError."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    cfg_dir = config_dir()
+    if not any(o in ("-m", "--multirun") for o in overrides):
+        for o in overrides:
+            key, sep, value = o.partition("=")
+            vals = _split_sweep(value) if sep and not key.lstrip("+~").startswith("hydra") else None
+            if vals and len(vals) > 1:
+                raise ConfigError(f"{key}: {value!r} lists several values; add -m to run one job per value")
+    validate = {"train": train_args, "adapt": adapt_args}.get(command)
+    with initialize_config_dir(config_dir=str(cfg_dir), version_base="1.3", job_name=f"snnta_{command}"):
+        for variant in _variants(overrides):
+            try:
+                cfg = compose(command, overrides=variant)
+            except (HydraException, OmegaConfBaseException, ValueError) as e:
+                raise ConfigError(_hydra_message(e, command)) from None
+            if validate is not None:
+                try:
+                    validate(cfg)
+                except (OmegaConfBaseException, KeyError) as e:
+                    raise ConfigError(_hydra_message(e, command)) from None
+
+
+# --------------------------------------------------------------------------- run folders
 
 def _run_dir() -> Path:
     from hydra.core.hydra_config import HydraConfig
@@ -154,6 +288,38 @@ def _is_multirun() -> bool:
     return HydraConfig.get().mode == RunMode.MULTIRUN
 
 
+def _overrides() -> list[str]:
+    from hydra.core.hydra_config import HydraConfig
+
+    return list(HydraConfig.get().overrides.task)
+
+
+def _result_config(cfg) -> dict:
+    d = _plain(cfg)
+    return {k: v for k, v in d.items() if k not in NON_RESULT_KEYS}
+
+
+def write_run_config(out: Path, cfg) -> None:
+    """Write the resolved config and the command-line overrides of this run (atomically)."""
+    import yaml
+
+    from .io import write_text
+
+    write_text(out / "config.yaml", yaml.safe_dump(_plain(cfg), sort_keys=False))
+    write_text(out / "overrides.yaml", yaml.safe_dump(_overrides()))
+
+
+def _config_diff(stored: dict, current: dict, prefix: str = "") -> list[str]:
+    diffs = []
+    for k in sorted(set(stored) | set(current)):
+        a, b = stored.get(k), current.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            diffs += _config_diff(a, b, f"{prefix}{k}.")
+        elif a != b:
+            diffs.append(f"{prefix}{k}: {a!r} -> {b!r}")
+    return diffs
+
+
 def _provenance() -> dict:
     import platform
     import subprocess
@@ -162,8 +328,8 @@ def _provenance() -> dict:
 
     from . import __version__
 
-    info = {"snnta_version": __version__, "torch_version": str(torch.__version__), "python": platform.python_version(),
-            "host_cores": os.cpu_count()}
+    info = {"snnta_version": __version__, "torch_version": str(torch.__version__),
+            "python": platform.python_version(), "host_cores": os.cpu_count(), "torch_threads": torch.get_num_threads()}
     try:
         proc = subprocess.run(["git", "rev-parse", "--verify", "-q", "HEAD"], capture_output=True, text=True,
                               cwd=Path(__file__).parent, timeout=5)
@@ -190,44 +356,57 @@ def find_checkpoint(spec: str, runs_dir: str) -> Path:
 # --------------------------------------------------------------------------- commands
 
 def cmd_train(cfg) -> dict:
+    import json
+
+    import yaml
+
     from .adapt import deploy
     from .checkpoint import save_checkpoint
     from .data import load_dataset
     from .evaluate import evaluate
     from .io import write_json
     from .model import SNNClassifier
-    from .train import TrainConfig, seed_everything, train
-    from .units import parse_duration
+    from .train import seed_everything, train
 
-    dt = parse_duration(cfg.dt, "dt")
-    name, opts = dataset_options(cfg.dataset)
-    train_ds, test_ds = load_dataset(name, **opts)
-    mcfg = model_config_from(cfg, train_ds.n_channels, train_ds.n_classes)
-    tcfg_d = _plain(cfg.train)
-    unknown = sorted(set(tcfg_d) - set(TrainConfig.__dataclass_fields__) - {"seed"})
-    if unknown:
-        raise ConfigError(f"train: unknown key(s) {', '.join(unknown)}; valid: {', '.join(TrainConfig.__dataclass_fields__)}")
-    tcfg = TrainConfig(**{**tcfg_d, "seed": int(cfg.seed)})
-    seed_everything(int(cfg.seed))
-    model = SNNClassifier(mcfg)
+    args = train_args(cfg)
     out = _run_dir()
+    current = _result_config(cfg)
+    stored_path = out / "config.yaml"
+    if stored_path.is_file():
+        stored = {k: v for k, v in (yaml.safe_load(stored_path.read_text()) or {}).items() if k not in NON_RESULT_KEYS}
+        diff = _config_diff(stored, current)
+        if diff:
+            raise ConfigError(f"run folder {out} holds a run with another config ({'; '.join(diff[:3])}); "
+                              "pass another run_name= or remove that folder")
+        if (out / "metrics.json").is_file() and (out / "checkpoint.pt").is_file():
+            done = json.loads((out / "metrics.json").read_text())
+            print(f"{out} is complete (test accuracy {done.get('accuracy', float('nan')):.4f}); nothing to do")
+            return done
+        if (out / "state.pt").is_file():
+            print(f"resuming {out} from its last complete epoch")
+    else:
+        write_run_config(out, cfg)
+    train_ds, test_ds = load_dataset(args.dataset, **args.dataset_options)
+    mcfg = model_config_from(cfg, train_ds.n_channels, train_ds.n_classes)
+    seed_everything(args.seed)
+    model = SNNClassifier(mcfg)
     start = time.perf_counter()
-    history_rows = []
 
     def on_epoch(row):
-        history_rows.append(row)
-        write_json(out / "history.json", history_rows)
+        history = json.loads((out / "history.json").read_text()) if (out / "history.json").is_file() else []
+        write_json(out / "history.json", [r for r in history if r["epoch"] < row["epoch"]] + [row])
 
-    dep, history = train(model, train_ds, dt, tcfg, progress=bool(cfg.progress), on_epoch=on_epoch)
+    dep, history = train(model, train_ds, args.dt, args.train, progress=bool(cfg.progress), on_epoch=on_epoch,
+                         state_path=out / "state.pt")
     train_time = time.perf_counter() - start
     test = evaluate(dep, test_ds, progress=bool(cfg.progress), desc="test")
-    dataset_cfg = {"name": name, **opts}
-    metrics = {"kind": "train", "dataset": name, "neuron": mcfg.neuron, "dt": dt, "src_dt": dt, "tgt_dt": dt,
-               "rho": 1.0, "method": "none", "spikes": "bin", "seed": int(cfg.seed),
-               "val_accuracy": max((r.get("val_accuracy", float("nan")) for r in history), default=None),
-               "train_time_s": train_time, **test, "epochs": tcfg.epochs,
+    metrics = {"kind": "train", "dataset": args.dataset, "neuron": mcfg.neuron, "dt": args.dt, "src_dt": args.dt,
+               "tgt_dt": args.dt, "rho": 1.0, "method": "none", "spikes": "bin", "seed": args.seed,
+               "best_val_accuracy": max((r.get("val_accuracy", float("nan")) for r in history), default=None),
+               "train_time_s": train_time, **test, "epochs": args.train.epochs,
                "n_params": sum(p.numel() for p in model.parameters()), **_provenance()}
-    save_checkpoint(out / "checkpoint.pt", dep, dataset_cfg, {"metrics": metrics, "train": tcfg_d})
+    save_checkpoint(out / "checkpoint.pt", dep, {"name": args.dataset, **args.dataset_options},
+                    {"metrics": metrics, "train": _plain(cfg["train"])})
     write_json(out / "metrics.json", metrics)
     print(f"trained {mcfg.neuron} at dt={cfg.dt}: test accuracy {test['accuracy']:.4f}, "
           f"rate {test['rate_hz']:.1f} Hz, {train_time:.0f}s -> {out}")
@@ -241,24 +420,24 @@ def cmd_adapt(cfg) -> dict:
     from .errors import AdaptationError
     from .evaluate import evaluate
     from .io import write_json
-    from .methods import get_method
-    from .units import parse_duration
 
-    tgt_dt = parse_duration(cfg.tgt_dt, "tgt_dt")
-    method = get_method(cfg.method.name).name
+    args = adapt_args(cfg)
     ckpt = find_checkpoint(cfg.checkpoint, cfg.paths.runs)
     source, info = load_checkpoint(ckpt)
     name, opts = dataset_options(info["dataset"])
     _, test_ds = load_dataset(name, **opts)
+    check_binning(test_ds.duration, args.tgt_dt)
     out = _run_dir()
+    write_run_config(out, cfg)
+    src_metrics = info.get("meta", {}).get("metrics", {})
     base = {"kind": "adapt", "dataset": name, "neuron": source.model.cfg.neuron, "checkpoint": str(ckpt),
-            "src_dt": source.dt, "tgt_dt": tgt_dt, "rho": tgt_dt / source.dt, "method": method,
-            "spikes": str(cfg.spikes), "seed": info.get("meta", {}).get("metrics", {}).get("seed"),
-            "src_accuracy": info.get("meta", {}).get("metrics", {}).get("accuracy"), **_provenance()}
+            "src_dt": source.dt, "tgt_dt": args.tgt_dt, "rho": args.tgt_dt / source.dt, "method": args.method,
+            "spikes": args.spikes, "seed": src_metrics.get("seed"), "src_accuracy": src_metrics.get("accuracy"),
+            **_provenance()}
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            dep = adapt_model(source, tgt_dt, method, str(cfg.spikes))
+            dep = adapt_model(source, args.tgt_dt, args.method, args.spikes)
         for w in caught:
             print(f"snnta adapt: warning: {w.message}", file=sys.stderr)
     except AdaptationError as e:
@@ -266,15 +445,15 @@ def cmd_adapt(cfg) -> dict:
             raise
         metrics = {**base, "status": "failed", "error": str(e), "accuracy": float("nan")}
         write_json(out / "metrics.json", metrics)
-        print(f"snnta adapt: {method} at {cfg.tgt_dt} cannot apply: {e}", file=sys.stderr)
+        print(f"snnta adapt: {args.method} at {cfg.tgt_dt} cannot apply: {e}", file=sys.stderr)
         return metrics
-    result = evaluate(dep, test_ds, int(cfg.batch_size), bool(cfg.progress),
-                      desc=f"{method}/{cfg.spikes} {cfg.tgt_dt}")
+    result = evaluate(dep, test_ds, args.batch_size, bool(cfg.progress),
+                      desc=f"{args.method}/{args.spikes} {cfg.tgt_dt}")
     metrics = {**base, "status": "ok", **dep.report, **result}
     if cfg.save_checkpoint:
         save_checkpoint(out / "checkpoint.pt", dep, info["dataset"], {"metrics": metrics})
     write_json(out / "metrics.json", metrics)
-    print(f"{metrics['neuron']} {method:<11} spikes={cfg.spikes:<6} {source.dt * 1e3:g}ms -> {cfg.tgt_dt}: "
+    print(f"{metrics['neuron']} {args.method:<11} spikes={args.spikes:<6} {source.dt * 1e3:g}ms -> {cfg.tgt_dt}: "
           f"accuracy {result['accuracy']:.4f}, rate {result['rate_hz']:.1f} Hz")
     return metrics
 
@@ -285,15 +464,18 @@ def cmd_eval(cfg) -> dict:
     from .evaluate import evaluate
     from .io import write_json
 
+    _check_threads(cfg)
     ckpt = find_checkpoint(cfg.checkpoint, cfg.paths.runs)
     dep, info = load_checkpoint(ckpt)
     name, opts = dataset_options(info["dataset"])
     _, test_ds = load_dataset(name, **opts)
+    out = _run_dir()
+    write_run_config(out, cfg)
     result = evaluate(dep, test_ds, int(cfg.batch_size), bool(cfg.progress))
     metrics = {"kind": "eval", "dataset": name, "neuron": dep.model.cfg.neuron, "checkpoint": str(ckpt),
                "src_dt": dep.src_dt, "tgt_dt": dep.dt, "method": dep.method, "spikes": dep.spikes, **result,
                **_provenance()}
-    write_json(_run_dir() / "metrics.json", metrics)
+    write_json(out / "metrics.json", metrics)
     print(f"{ckpt}: accuracy {result['accuracy']:.4f} at dt={dep.dt * 1e3:g}ms, rate {result['rate_hz']:.1f} Hz")
     return metrics
 
@@ -321,10 +503,10 @@ def _hydra_entry(command: str):
             torch.set_num_threads(int(threads))
         try:
             return HANDLERS[command](cfg)
-        except SnntaError as e:
+        except (SnntaError, FloatingPointError) as e:
             _fail(command, str(e))
-        except FloatingPointError as e:
-            _fail(command, str(e))
+        except KeyboardInterrupt:
+            _fail(command, "interrupted; run the same command again to resume", status=130)
 
     return hydra.main(config_path=str(config_dir()), config_name=command, version_base="1.3")(task)
 
@@ -335,12 +517,14 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE)
         return 0
     command, overrides = argv[0], argv[1:]
+    warnings.formatwarning = lambda message, *args, **kwargs: f"snnta {command}: warning: {message}\n"
     if command not in COMMANDS:
         _fail("", f"unknown command {command!r}; choose one of: {', '.join(COMMANDS)}")
-    try:
-        precheck(command, overrides)
-    except SnntaError as e:
-        _fail(command, str(e))
+    if not any(o in ("--help", "-h", "--hydra-help", "--info") for o in overrides):
+        try:
+            precheck(command, overrides)
+        except SnntaError as e:
+            _fail(command, str(e))
     entry = _hydra_entry(command)
     saved = sys.argv
     sys.argv = [f"snnta-{command}"] + overrides

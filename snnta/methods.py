@@ -105,8 +105,10 @@ def adapt_params(params: StepParams, dt_tgt: float, method: str) -> tuple[StepPa
     """Adapt one population's per-step parameters to ``dt_tgt`` with ``method``.
 
     Returns the target parameters and a report ``{"clamped": n}``: the number of decays that fell
-    outside ``[0, 1)`` (possible with ``euler`` for ``rho > 1``: ``1 + rho (alpha - 1) < 0`` when
-    ``tau < rho dt_src``) and were clamped to 0, i.e. that neuron forgets all of its state each bin.
+    below 0 (possible with ``euler`` for ``rho > 1``: ``1 + rho (alpha - 1) < 0`` when
+    ``tau < rho dt_src``) and were clamped to 0, i.e. that neuron forgets all of its state each bin;
+    a warning says so.  An adapted transition with spectral radius above 1 (unstable) raises
+    :class:`AdaptationError`.
     """
     m = get_method(method)
     check_ratio(params.dt, dt_tgt)
@@ -120,8 +122,14 @@ def adapt_params(params: StepParams, dt_tgt: float, method: str) -> tuple[StepPa
         diag.clamp_(min=0.0)
         warnings.warn(f"{m.name}: {clamped} adapted decay(s) were negative at rho={dt_tgt / params.dt:.3g} "
                       "and were clamped to 0", stacklevel=2)
+    rho = dt_tgt / params.dt
     if not (torch.isfinite(A_T).all() and torch.isfinite(B_T).all()):
-        raise AdaptationError(f"{m.name}: adapted parameters are not finite at rho={dt_tgt / params.dt:.3g}")
+        raise AdaptationError(f"{m.name}: adapted parameters are not finite at rho={rho:.3g}")
+    radius = torch.linalg.eigvals(A_T).abs().amax(dim=-1)
+    unstable = radius > 1 + 1e-9
+    if bool(unstable.any()):
+        raise AdaptationError(f"{m.name}: the adapted transition of {int(unstable.sum())} neuron(s) is unstable at "
+                              f"rho={rho:.3g} (spectral radius up to {radius.max().item():.4g} > 1)")
     out = params.with_(A_bar=A_T.to(dtype), B_bar=B_T.to(dtype), dt=float(dt_tgt))
     return out, {"clamped": clamped}
 

@@ -35,6 +35,16 @@ class ModelConfig:
     surrogate_slope: float = 10.0
     train_rule: str = "zoh"  # discretization used in training
 
+    def validate(self) -> None:
+        from .errors import ConfigError
+
+        if not self.hidden or any(h < 1 for h in self.hidden):
+            raise ConfigError(f"model.hidden: need one or more layer widths >= 1, got {list(self.hidden)}")
+        if min(self.readout_tau) <= 0 or self.readout_tau[0] > self.readout_tau[1]:
+            raise ConfigError(f"model.readout_tau: need 0 < min <= max, got {list(self.readout_tau)}")
+        if self.surrogate_slope <= 0:
+            raise ConfigError(f"model.surrogate_slope must be > 0, got {self.surrogate_slope}")
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["hidden"] = list(self.hidden)
@@ -66,6 +76,7 @@ class SpikingLayer(nn.Module):
 class SNNClassifier(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
+        cfg.validate()
         self.cfg = cfg
         layers, n = [], cfg.n_in
         gain = cfg.w_in_gain

@@ -41,7 +41,11 @@ def accuracy_table(df: pd.DataFrame) -> pd.DataFrame:
 
     Repeated runs of one cell (seeds) are averaged; the newest run wins only if identical otherwise.
     """
-    runs = df[df["kind"] == "adapt"].copy()
+    needed = ["kind", "dataset", "neuron", "src_dt", "tgt_dt", "method", "spikes", "accuracy"]
+    missing = [c for c in needed if c not in df.columns]
+    if missing:
+        raise ConfigError(f"report: no adaptation runs found (metrics lack {', '.join(missing)})")
+    runs = df[df["kind"] == "adapt"].dropna(subset=needed[1:-1]).copy()
     if runs.empty:
         raise ConfigError("report: no adaptation runs (metrics.json with kind=adapt) found")
     runs["accuracy_pct"] = 100 * runs["accuracy"].astype(float)
@@ -58,7 +62,7 @@ def markdown(table: pd.DataFrame, source: pd.DataFrame | None = None) -> str:
     lines = []
     for (dataset, neuron, src_dt), block in table.groupby(level=[0, 1, 2], sort=False):
         header = f"**{dataset}, {neuron}, trained at {_ms(src_dt)}**"
-        if source is not None:
+        if source is not None and not source.empty and {"dt", "accuracy"} <= set(source.columns):
             s = source[(source["dataset"] == dataset) & (source["neuron"] == neuron) & (source["dt"] == src_dt)]
             if len(s):
                 header += f" (test accuracy at the source: {100 * s['accuracy'].mean():.1f}%)"
@@ -121,7 +125,7 @@ def write_report(folder: str | Path, out: str | Path, title: str | None = None) 
         raise ConfigError(f"report: no metrics.json found under {folder}")
     out = Path(out)
     table = accuracy_table(df)
-    source = df[df["kind"] == "train"] if "kind" in df else None
+    source = df[df["kind"] == "train"] if "kind" in df.columns else None
     paths = [
         atomic_write(out / "accuracy.csv", lambda f: table.round(2).to_csv(f), mode="w"),
         write_text(out / "accuracy.md", markdown(table, source)),

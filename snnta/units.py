@@ -41,7 +41,9 @@ def parse_duration(value: str | float | int, name: str = "duration", allow_zero:
         raise ConfigError(f"{name}: unknown unit {unit!r} in {text!r}; use one of "
                           f"{', '.join(u for u in UNITS if u != 'µs')}")
     seconds = float(number) * UNITS[unit]
-    if not math.isfinite(seconds) or seconds < 0 or (seconds == 0 and not allow_zero):
+    if not math.isfinite(seconds):
+        raise ConfigError(f"{name}: {text!r} is not finite; write e.g. 4ms, 250us or 0.5s")
+    if seconds < 0 or (seconds == 0 and not allow_zero):
         raise ConfigError(f"{name}: {text!r} must be positive; write e.g. 4ms, 250us or 0.5s")
     return seconds
 

@@ -36,7 +36,7 @@ def test_train_writes_config_checkpoint_and_metrics(trained):
     assert metrics["kind"] == "train" and metrics["neuron"] == "adlif" and metrics["dt"] == pytest.approx(4e-3)
     assert 0 <= metrics["accuracy"] <= 1 and metrics["wall_time_s"] > 0 and metrics["rate_hz"] >= 0
     assert metrics["torch_version"] and metrics["snnta_version"]
-    cfg = (run / ".hydra" / "config.yaml").read_text()
+    cfg = (run / "config.yaml").read_text()
     assert "dt: 4ms" in cfg and "kind: adlif" in cfg
     import snnta
 

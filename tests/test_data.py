@@ -86,7 +86,7 @@ def test_inconsistent_events_rejected():
 def test_load_dataset_errors():
     with pytest.raises(ConfigError, match="unknown dataset 'imagenet'"):
         load_dataset("imagenet")
-    with pytest.raises(ConfigError, match="unknown option"):
+    with pytest.raises(ConfigError, match="unknown key"):
         load_dataset("randman", n_chanels=3)
     with pytest.raises(ConfigError, match="has no unit"):
         load_dataset("randman", duration="200")

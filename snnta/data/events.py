@@ -7,6 +7,7 @@ so a dataset is binned batch by batch at the requested ``dt`` and never material
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -57,7 +58,12 @@ class EventDataset:
         if len(self.units) and (self.units.min() < 0 or self.units.max() >= self.n_channels):
             raise DataError(f"{self.name}: channel index outside [0, {self.n_channels})")
         if n and (self.labels.min() < 0 or self.labels.max() >= self.n_classes):
-            raise DataError(f"{self.name}: label outside [0, {self.n_classes})")
+            bad = int(np.flatnonzero((self.labels < 0) | (self.labels >= self.n_classes))[0])
+            raise DataError(f"{self.name}: label {self.labels[bad]} of sample {bad} is outside [0, {self.n_classes})")
+        empty = np.flatnonzero(np.diff(self.offsets) == 0)
+        if len(empty):
+            warnings.warn(f"{self.name}: {len(empty)} of {n} samples have no events (first: sample {empty[0]})",
+                          stacklevel=3)
 
     def sample(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         a, b = self.offsets[i], self.offsets[i + 1]

@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..errors import ConfigError
 from ..units import parse_duration
 from .events import EventDataset
 
@@ -88,13 +87,22 @@ def make_randman(cfg: RandmanConfig = RandmanConfig()) -> tuple[EventDataset, Ev
     return splits[0], splits[1]
 
 
+def check_options(**options) -> RandmanConfig:
+    """Validate ``dataset=randman`` options (types, ranges; durations may carry units)."""
+    from ..config import build, require
+
+    options = dict(options)
+    for key in ("duration", "margin", "jitter"):
+        if key in options and not isinstance(options[key], float):
+            options[key] = parse_duration(options[key], f"dataset.{key}", allow_zero=key != "duration")
+    cfg = build(RandmanConfig, options, "dataset")
+    for key in ("n_channels", "n_classes", "dim", "spikes_per_channel", "n_freq", "n_train", "n_test"):
+        require(getattr(cfg, key) >= 1, f"dataset.{key}: must be >= 1, got {getattr(cfg, key)}")
+    require(cfg.duration > 2 * cfg.margin, f"dataset.margin: must be less than half of dataset.duration")
+    require(cfg.jitter >= 0, "dataset.jitter: must be >= 0")
+    return cfg
+
+
 def load(**options) -> tuple[EventDataset, EventDataset]:
     """``dataset=randman``: options are :class:`RandmanConfig` fields; durations may carry units."""
-    fields = RandmanConfig.__dataclass_fields__
-    unknown = sorted(set(options) - set(fields))
-    if unknown:
-        raise ConfigError(f"dataset randman: unknown option(s) {', '.join(unknown)}; valid: {', '.join(fields)}")
-    for key in ("duration", "margin", "jitter"):
-        if isinstance(options.get(key), str):
-            options[key] = parse_duration(options[key], f"dataset.{key}", allow_zero=key != "duration")
-    return make_randman(RandmanConfig(**options))
+    return make_randman(check_options(**options))
