@@ -496,6 +496,9 @@ def _hydra_entry(command: str):
     import hydra
 
     def task(cfg):
+        from .runtime import configure_allocator
+
+        configure_allocator()
         threads = cfg.get("threads")
         if threads:
             import torch

@@ -15,6 +15,7 @@ import torch
 
 from .methods import SpikeStep
 from .neurons.base import StepParams
+from .scan import population_scan
 
 
 class _SurrogateSpike(torch.autograd.Function):
@@ -56,7 +57,17 @@ def run_population(drive: torch.Tensor, p: StepParams, w_rec: torch.Tensor | Non
 
     ``drive [T, B, H]`` is the feed-forward input per bin (already projected).  Returns spike counts
     ``[T, B, H]`` for a spiking population, or membrane potentials ``u`` for a non-spiking one.
+    The training spike step (one spike per bin, no refractory period) and non-spiking populations run
+    in the fused scan (:mod:`snnta.scan`); other spike steps in :func:`run_population_reference`.
     """
+    if not p.spiking or step == SpikeStep():
+        return population_scan(drive, p.A_bar, p.B_bar, p.reset, p.threshold, w_rec, slope, p.spiking)
+    return run_population_reference(drive, p, w_rec, step, slope)
+
+
+def run_population_reference(drive: torch.Tensor, p: StepParams, w_rec: torch.Tensor | None = None,
+                             step: SpikeStep = SpikeStep(), slope: float = 10.0) -> torch.Tensor:
+    """The per-bin update as a plain autograd loop (any spike step); the reference for the fused scan."""
     T, batch, H = drive.shape
     n = p.A_bar.shape[-1]
     x = drive.new_zeros(batch, H, n)

@@ -19,6 +19,7 @@ from .functional import run_population
 from .methods import SpikeStep
 from .neurons import build_neuron
 from .neurons.base import StepParams
+from .scan import input_projection
 
 
 @dataclass(frozen=True)
@@ -106,8 +107,9 @@ class SNNClassifier(nn.Module):
         h = x.transpose(0, 1)  # [T, B, C]
         spikes = []
         for layer, p in zip(self.layers, params[:-1]):
-            h = run_population(layer.w_in(h), p, layer.w_rec, spike_step, self.cfg.surrogate_slope)
+            drive = input_projection(h, layer.w_in.weight)
+            h = run_population(drive, p, layer.w_rec, spike_step, self.cfg.surrogate_slope)
             spikes.append(h)
-        u = run_population(self.readout(h), params[-1])
+        u = run_population(input_projection(h, self.readout.weight), params[-1])
         logits = u.mean(0)
         return (logits, spikes) if return_spikes else logits

@@ -83,7 +83,7 @@ def test_adapt_defaults_to_latest_train_run_and_eval_reads_adapted(trained):
     (["adapt", "tgt_dt=1"], "tgt_dt: '1' has no unit"),
     (["train", "dataset=imagenet"], "unknown dataset 'imagenet'; choose one of: "),
     (["train", "neuron=izhikevich"], "unknown neuron 'izhikevich'; choose one of: adlif, lif"),
-    (["adapt", "spikes=many"], "unknown spikes mode 'many'"),
+    (["adapt", "spikes=many"], "spikes: unknown mode 'many'; choose one of: bin, source"),
     (["adapt", "checkpoint=nowhere/checkpoint.pt"], "checkpoint not found: nowhere/checkpoint.pt"),
     (["train", "lr=1"], "unknown key 'lr'"),
     (["fly"], "unknown command 'fly'"),
