@@ -30,6 +30,13 @@ class Deployment:
     def rho(self) -> float:
         return self.dt / self.src_dt if self.src_dt else 1.0
 
+    def to(self, device) -> "Deployment":
+        """Move the model and the per-step parameters to ``device`` (in place); returns ``self``."""
+        self.model.to(device)
+        self.params = [p.with_(A_bar=p.A_bar.to(device), B_bar=p.B_bar.to(device), reset=p.reset.to(device),
+                               threshold=p.threshold.to(device)) for p in self.params]
+        return self
+
     def __call__(self, x: torch.Tensor, return_spikes: bool = False):
         return self.model(x, self.params, self.spike_step, return_spikes=return_spikes)
 
@@ -52,8 +59,11 @@ def adapt_model(source: Deployment, tgt_dt: float, method: str, spikes: str = "b
     step = spike_step(spikes, rho)
     params, clamped = [], 0
     for p in source.params:
-        q, rep = adapt_params(p, tgt_dt, m.name)
-        params.append(q)
+        device = p.A_bar.device
+        cpu = StepParams(p.A_bar.cpu(), p.B_bar.cpu(), p.reset.cpu(), p.threshold.cpu(), p.dt, p.spiking)
+        q, rep = adapt_params(cpu, tgt_dt, m.name)
+        params.append(q.with_(A_bar=q.A_bar.to(device), B_bar=q.B_bar.to(device), reset=q.reset.to(device),
+                              threshold=q.threshold.to(device)))
         clamped += rep["clamped"]
     return Deployment(source.model, params, float(tgt_dt), step, m.name, spikes, source.dt,
                       {"clamped_decays": clamped, "rho": rho, "max_spikes": step.max_spikes,

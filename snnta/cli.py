@@ -173,9 +173,28 @@ def adapt_args(cfg) -> AdaptArgs:
     return AdaptArgs(tgt_dt, method, spikes, batch)
 
 
+def check_device(name) -> str:
+    """``cpu``, ``cuda`` or ``cuda:N``, and available here."""
+    import torch
+
+    from .config import check_value
+
+    name = check_value(_plain(name), str, "device")
+    kind, _, index = name.partition(":")
+    if kind not in ("cpu", "cuda") or (index and not index.isdigit()) or (kind == "cpu" and index):
+        raise ConfigError(f"device: unknown device {name!r}; choose cpu, cuda or cuda:N")
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device={name}: no CUDA device is available here (torch.cuda.is_available() is False)")
+        if index and int(index) >= torch.cuda.device_count():
+            raise ConfigError(f"device={name}: only {torch.cuda.device_count()} CUDA device(s) here")
+    return name
+
+
 def _check_threads(cfg) -> None:
     from .config import check_value, require
 
+    check_device(cfg.get("device", "cpu"))
     threads = _plain(cfg.get("threads"))
     if threads is not None:
         check_value(threads, int, "threads")
@@ -397,7 +416,7 @@ def cmd_train(cfg) -> dict:
         write_json(out / "history.json", [r for r in history if r["epoch"] < row["epoch"]] + [row])
 
     dep, history = train(model, train_ds, args.dt, args.train, progress=bool(cfg.progress), on_epoch=on_epoch,
-                         state_path=out / "state.pt")
+                         state_path=out / "state.pt", device=check_device(cfg.get("device", "cpu")))
     train_time = time.perf_counter() - start
     test = evaluate(dep, test_ds, progress=bool(cfg.progress), desc="test")
     metrics = {"kind": "train", "dataset": args.dataset, "neuron": mcfg.neuron, "dt": args.dt, "src_dt": args.dt,
@@ -424,6 +443,7 @@ def cmd_adapt(cfg) -> dict:
     args = adapt_args(cfg)
     ckpt = find_checkpoint(cfg.checkpoint, cfg.paths.runs)
     source, info = load_checkpoint(ckpt)
+    source.to(check_device(cfg.get("device", "cpu")))
     name, opts = dataset_options(info["dataset"])
     _, test_ds = load_dataset(name, **opts)
     check_binning(test_ds.duration, args.tgt_dt)
@@ -467,6 +487,7 @@ def cmd_eval(cfg) -> dict:
     _check_threads(cfg)
     ckpt = find_checkpoint(cfg.checkpoint, cfg.paths.runs)
     dep, info = load_checkpoint(ckpt)
+    dep.to(check_device(cfg.get("device", "cpu")))
     name, opts = dataset_options(info["dataset"])
     _, test_ds = load_dataset(name, **opts)
     out = _run_dir()

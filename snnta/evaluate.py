@@ -24,6 +24,8 @@ def evaluate(dep: Deployment, ds: EventDataset, batch_size: int = 256, progress:
     batches = iter_batches(ds, dep.dt, batch_size, mode=bin_mode)
     total = (len(ds) + batch_size - 1) // batch_size
     for x, y in tqdm(batches, total=total, desc=desc, disable=not progress, leave=False):
+        device = next(dep.model.parameters()).device
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         logits, spikes = dep(x, return_spikes=True)
         loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
         correct += (logits.argmax(1) == y).sum().item()

@@ -39,7 +39,10 @@ def _surrogate(v: torch.Tensor, slope: float) -> torch.Tensor:
 
 def _recurrent_drive(I_k: torch.Tensor, s: torch.Tensor, Vt: torch.Tensor, out: torch.Tensor,
                      sparse_limit: float) -> torch.Tensor:
-    """``out = I_k + s Vt`` for binary ``s``: sum the rows of ``Vt`` of the neurons that spiked."""
+    """``out = I_k + s Vt`` for binary ``s``: sum the rows of ``Vt`` of the neurons that spiked
+    (on the CPU; a GPU takes the dense product, which needs no host synchronization)."""
+    if s.device.type != "cpu":
+        return torch.addmm(I_k, s, Vt, out=out)
     nz = s.nonzero()
     if nz.shape[0] > sparse_limit:
         return torch.addmm(I_k, s, Vt, out=out)

@@ -73,10 +73,10 @@ def _state(model, opt, sched, rng, epoch, history, best_acc, best_state) -> dict
             "best_acc": best_acc, "best_state": best_state}
 
 
-def load_state(path: Path) -> dict:
+def load_state(path: Path, device: str | torch.device = "cpu") -> dict:
     """Read a training state written by :func:`train`; a damaged file raises :class:`CheckpointError`."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location=device, weights_only=True)
     except Exception as e:
         raise CheckpointError(f"training state {path} is unreadable ({type(e).__name__}); "
                               "remove it to restart this run from scratch") from None
@@ -86,7 +86,8 @@ def load_state(path: Path) -> dict:
 
 
 def train(model: SNNClassifier, train_ds: EventDataset, dt: float, cfg: TrainConfig = TrainConfig(),
-          progress: bool = True, on_epoch=None, state_path: str | Path | None = None) -> tuple[Deployment, list[dict]]:
+          progress: bool = True, on_epoch=None, state_path: str | Path | None = None,
+          device: str | torch.device = "cpu") -> tuple[Deployment, list[dict]]:
     """Train ``model`` on ``train_ds`` binned at ``dt``; keep the weights with the best validation
     accuracy.  Returns the deployment at ``dt`` and the per-epoch history.
 
@@ -94,23 +95,25 @@ def train(model: SNNClassifier, train_ds: EventDataset, dt: float, cfg: TrainCon
     history, best-validation weights) is written there atomically after every epoch, and an existing
     state is resumed: an interrupted run continued this way ends with the same weights and metrics as
     an uninterrupted one.  A non-finite loss raises :class:`FloatingPointError` naming the epoch and
-    step; the state of the last complete epoch is kept.
+    step; the state of the last complete epoch is kept.  ``device`` (``cpu``, ``cuda``) is where the
+    model and every batch live.
     """
     cfg.validate()
     seed_everything(cfg.seed)
     fit_ds, val_ds = split_validation(train_ds, cfg.val_fraction, cfg.seed)
     rng = np.random.default_rng(cfg.seed)
+    model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
     history, best_acc, best_state, first = [], -1.0, None, 0
     state_path = Path(state_path) if state_path is not None else None
     if state_path is not None and state_path.is_file():
-        state = load_state(state_path)
+        state = load_state(state_path, device)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         rng.bit_generator.state = state["numpy_rng"]
-        torch.set_rng_state(state["torch_rng"])
+        torch.set_rng_state(state["torch_rng"].cpu())
         random.setstate(state["python_rng"])
         history, best_acc, best_state, first = state["history"], state["best_acc"], state["best_state"], state["epoch"]
     steps = math.ceil(len(fit_ds) / cfg.batch_size)
@@ -120,6 +123,7 @@ def train(model: SNNClassifier, train_ds: EventDataset, dt: float, cfg: TrainCon
         model.train()
         start, loss_sum, correct, n = time.perf_counter(), 0.0, 0, 0
         for step, (x, y) in enumerate(iter_batches(fit_ds, dt, cfg.batch_size, True, rng, cfg.bin_mode)):
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             logits, spikes = model(x, model.step_params(dt), return_spikes=True)
             loss = F.cross_entropy(logits, y)
             if cfg.rate_reg:

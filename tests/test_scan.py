@@ -118,3 +118,22 @@ def test_scan_cost_has_no_quadratic_memory_term():
         saved = out.grad_fn.saved_tensors
         sizes.append(sum(t.numel() for t in saved if t is not None))
     assert sizes[1] <= 4 * sizes[0] + 1000
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("neuron", ["lif", "adlif"])
+def test_cuda_training_step_matches_cpu(neuron):
+    """The same code on CUDA: logits and every gradient match the CPU run (float64)."""
+    x = (torch.rand(4, 25, 30) < 0.1).double()
+    y = torch.tensor([0, 1, 2, 0])
+    results = []
+    for device in ("cpu", "cuda"):
+        torch.manual_seed(3)
+        model = SNNClassifier(ModelConfig(n_in=30, n_classes=3, hidden=(16, 12), neuron=neuron, w_in_gain=8.0))
+        model = model.double().to(device)
+        logits = model(x.to(device), model.step_params(1e-3))
+        torch.nn.functional.cross_entropy(logits, y.to(device)).backward()
+        results.append((logits.detach().cpu(), {n: p.grad.cpu() for n, p in model.named_parameters()}))
+    assert torch.allclose(results[0][0], results[1][0], rtol=1e-9, atol=1e-9)
+    for name in results[0][1]:
+        assert rel_err(results[1][1][name], results[0][1][name]) < 1e-6, name
