@@ -1,4 +1,4 @@
-"""Event plots and event-count statistics of ``saccade_mnist`` (figures for docs/datasets-vision.md).
+"""Event plots and event-count statistics of ``saccade_mnist`` (figures for docs/datasets.md).
 
     python scripts/plot_saccade_mnist.py --cache /tmp/snnta_data/saccade_mnist --out docs/img
 

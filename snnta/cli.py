@@ -545,8 +545,12 @@ def main(argv: list[str] | None = None) -> int:
     if command not in COMMANDS:
         _fail("", f"unknown command {command!r}; choose one of: {', '.join(COMMANDS)}")
     if not any(o in ("--help", "-h", "--hydra-help", "--info") for o in overrides):
+        takes_value = {"--cfg", "-c", "--package", "-p", "--config-name", "-cn", "--config-path", "-cp",
+                       "--config-dir", "-cd", "--experimental-rerun"}
+        plain = [o for i, o in enumerate(overrides)
+                 if not o.startswith("-") and not (i > 0 and overrides[i - 1] in takes_value)]
         try:
-            precheck(command, overrides)
+            precheck(command, plain + [o for o in overrides if o in ("-m", "--multirun")])
         except SnntaError as e:
             _fail(command, str(e))
     entry = _hydra_entry(command)
@@ -554,6 +558,8 @@ def main(argv: list[str] | None = None) -> int:
     sys.argv = [f"snnta-{command}"] + overrides
     try:
         entry()
+    except ValueError as e:  # Hydra's own command-line checks (e.g. --cfg together with -m)
+        _fail(command, str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
     finally:
         sys.argv = saved
     return 0
