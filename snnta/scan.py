@@ -124,73 +124,74 @@ class _PopulationScan(torch.autograd.Function):
         b = [B_bar[:, i].to(dtype) for i in range(n)]
         V = w_rec.to(dtype) if recurrent else None
         psi = _surrogate(U / theta - 1, slope).div_(theta) if spiking else None
-        G = [grad_out.new_empty(T, batch, H) for _ in range(n)]
+        need_theta = spiking and ctx.needs_input_grad[5]
         GD = grad_out.new_empty(T, batch, H)
+        zeros = lambda: grad_out.new_zeros(batch, H)  # noqa: E731
+        # per-bin accumulators of the parameter gradients (summed over the batch at the end):
+        acc_x = [[zeros() for _ in range(n)] for _ in range(n)]  # sum_k G_k[i] x_{k-1}[j]
+        acc_s = [zeros() for _ in range(n)] if spiking else None  # sum_k G_k[i] s_{k-1}
+        used = [i for i in range(n) if b_used[i]]
+        acc_d = {i: zeros() for i in used}  # sum_k G_k[i] d_k
+        acc_t = zeros() if need_theta else None  # sum_k (psi dL/ds)_k u_k
         g_next = None  # G_{k+1}, per component
         gd_next = None
         for k in range(T - 1, -1, -1):
-            if g_next is None:
-                gt = [None] * n
-            else:
-                gt = []
-                for j in range(n):
+            # G_k = A^T G_{k+1} + e_0 (psi dL/ds_k  or  dL/du_k)
+            cur = []
+            for j in range(n):
+                if g_next is None:
+                    acc = zeros()
+                else:
                     acc = torch.mul(g_next[0], a[0][j])
                     for i in range(1, n):
                         acc.addcmul_(g_next[i], a[i][j])
-                    gt.append(acc)
+                cur.append(acc)
             if spiking:
                 gs = torch.addmm(grad_out[k], gd_next, V) if (recurrent and gd_next is not None) else grad_out[k]
-                g0 = torch.mul(gs, psi[k], out=G[0][k])
-            else:
-                g0 = G[0][k].copy_(grad_out[k])
-            if gt[0] is not None:
-                g0.add_(gt[0])
-            cur = [g0]
-            for j in range(1, n):
-                if gt[j] is None:
-                    cur.append(G[j][k].zero_())
+                if need_theta:
+                    gu = gs * psi[k]
+                    cur[0].add_(gu)
+                    acc_t.addcmul_(gu, U[k])
                 else:
-                    cur.append(G[j][k].copy_(gt[j]))
-            gd = GD[k].zero_()
-            for i in range(n):
-                if b_used[i]:
+                    cur[0].addcmul_(gs, psi[k])
+            else:
+                cur[0].add_(grad_out[k])
+            if len(used) == 1:
+                gd = torch.mul(cur[used[0]], b[used[0]], out=GD[k])
+            else:
+                gd = GD[k].zero_()
+                for i in used:
                     gd.addcmul_(cur[i], b[i])
+            for i in used:
+                acc_d[i].addcmul_(cur[i], D[k])
+            if k > 0:
+                for i in range(n):
+                    for j in range(n):
+                        acc_x[i][j].addcmul_(cur[i], X[j][k - 1])
+                    if spiking:
+                        acc_s[i].addcmul_(cur[i], S[k - 1])
             g_next, gd_next = cur, gd
 
-        # vectorized parameter gradients
-        def shifted(Y):  # Y_{k-1}, zero at k = 0
-            out = torch.zeros_like(Y)
-            out[1:] = Y[:-1]
-            return out
-
-        S_prev = shifted(S) if spiking else None
-        Xt = []
-        for j in range(n):
-            xj = shifted(X[j])
-            if spiking and r_used[j]:
-                xj.addcmul_(S_prev, reset[:, j].to(dtype))
-            Xt.append(xj)
+        # x~_k = x_{k-1} + r s_{k-1}:  dA = sum G_k x~_k^T,  dr_j = sum_i a_ij sum_k G_k[i] s_{k-1}
+        sum_s = [acc_s[i].sum(0) for i in range(n)] if spiking else None
         dA = torch.empty(H, n, n, dtype=dtype, device=grad_out.device)
         for i in range(n):
             for j in range(n):
-                dA[:, i, j] = (G[i] * Xt[j]).sum((0, 1))
-        dB = torch.stack([(G[i] * D).sum((0, 1)) for i in range(n)], dim=-1)
+                dA[:, i, j] = acc_x[i][j].sum(0)
+                if spiking and r_used[j]:
+                    dA[:, i, j] += reset[:, j].to(dtype) * sum_s[i]
+        dB = torch.zeros(H, n, dtype=dtype, device=grad_out.device)
+        for i in used:
+            dB[:, i] = acc_d[i].sum(0)
         d_drive = GD if ctx.needs_input_grad[0] else None
         d_rec = d_reset = d_theta = None
         if recurrent and ctx.needs_input_grad[1]:
             d_rec = _sparse_t_matmul(S[:-1].reshape(-1, H), GD[1:].reshape(-1, H)).t()
         if spiking and ctx.needs_input_grad[4]:
-            # dL/dx~_k = A^T G_k; x~_k = x_{k-1} + r s_{k-1}
-            cols = []
-            for j in range(n):
-                gtj = sum(G[i] * a[i][j] for i in range(n))
-                cols.append((gtj * S_prev).sum((0, 1)))
-            d_reset = torch.stack(cols, dim=-1).to(r_dtype)
-        if spiking and ctx.needs_input_grad[5]:
-            # v = u / theta - 1; dL/du contribution psi * gs / theta = G0 - (A^T G_{k+1})_0
-            gu = G[0].clone()
-            gu[:-1] -= sum(G[i][1:] * a[i][0] for i in range(n))
-            d_theta = -(gu * U / theta).sum((0, 1))
+            d_reset = torch.stack([sum(a[i][j] * sum_s[i] for i in range(n)) for j in range(n)], dim=-1).to(r_dtype)
+        if need_theta:
+            # v = u / theta - 1, dv/dtheta = -u / theta^2; psi already holds the 1/theta
+            d_theta = -acc_t.sum(0) / theta
         return (d_drive, d_rec, dA.to(a_dtype), dB.to(b_dtype), d_reset, d_theta, None, None)
 
 
