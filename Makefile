@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest
 
 # Main job: for LIF and adLIF, train at 4 ms on the small offline spoken-digits set (built on first use),
 # adapt with every method and both spike steps to 1, 2, 4 and 8 ms, evaluate, then write the table and
