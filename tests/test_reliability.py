@@ -258,3 +258,41 @@ def test_fuzz_corrupted_checkpoints_and_states(tmp_path, damage):
     proc = run_cli("train", *SMALL, "run_name=broken", cwd=tmp_path)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 2 and "Traceback" not in err and "state.pt is unreadable" in err, err
+
+
+_RACE = """
+import sys, time
+from pathlib import Path
+from snnta.data import cache
+folder, log = Path(sys.argv[1]), Path(sys.argv[2])
+key = "k1"
+def ensure():
+    manifest, _ = cache.check(folder, key)
+    if manifest is None:
+        with cache.build_lock(folder):
+            manifest, _ = cache.check(folder, key)
+            if manifest is None:
+                with open(log, "a") as f:
+                    f.write("build\\n")
+                cache.invalidate(folder)
+                folder.mkdir(parents=True, exist_ok=True)
+                with cache.atomic_output(folder / "data.bin") as tmp:
+                    time.sleep(0.5)
+                    tmp.write_bytes(b"x" * 1000)
+                cache.commit(folder, key, ["data.bin"], {"k": 1})
+    assert cache.check(folder, key)[0] is not None
+ensure()
+"""
+
+
+def test_parallel_jobs_build_a_shared_cache_once(tmp_path):
+    """Parallel sweep jobs needing the same dataset cache: one builds, the others wait and reuse it."""
+    script = tmp_path / "race.py"
+    script.write_text(_RACE)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = [subprocess.Popen([sys.executable, str(script), str(tmp_path / "cache" / "ds-k1"), str(tmp_path / "log")],
+                              env=env, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    for p in procs:
+        _, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+    assert (tmp_path / "log").read_text().count("build") == 1

@@ -55,6 +55,28 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+@contextlib.contextmanager
+def build_lock(folder: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive lock for building ``folder`` (a sibling ``.<name>.lock`` file, ``flock``).
+
+    Parallel jobs that need the same cache wait here; the one that gets the lock first builds, the
+    others then find a complete manifest.  Callers check again after acquiring it.
+    """
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / f".{folder.name}.lock", "a") as handle:
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no cross-process lock
+            yield
+            return
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def check(folder: str | os.PathLike, key: str) -> tuple[dict | None, str]:
     """``(manifest, "")`` if ``folder`` holds a complete cache for ``key``; else ``(None, reason)``."""
     folder = Path(folder)

@@ -133,9 +133,12 @@ def ensure_built(cfg: SpokenDigitsConfig, cache_dir: str | Path, workers: int = 
     folder = Path(cache_dir) / f"spoken_digits-{key}"
     manifest, reason = cache.check(folder, key)
     if manifest is None:
-        if folder.exists():
-            print(f"spoken_digits: rebuilding {folder}: {reason}", file=sys.stderr)
-        build(cfg, folder, workers, progress)
+        with cache.build_lock(folder):
+            manifest, reason = cache.check(folder, key)  # another job may have built it meanwhile
+            if manifest is None:
+                if folder.exists():
+                    print(f"spoken_digits: rebuilding {folder}: {reason}", file=sys.stderr)
+                build(cfg, folder, workers, progress)
     return folder
 
 

@@ -127,9 +127,12 @@ def ensure_audio(cfg: SpokenKeywordsConfig, folder: Path, progress: bool = True)
     key = cache.config_key(cfg.audio_dict())
     manifest, reason = cache.check(folder, key)
     if manifest is None:
-        if folder.exists():
-            print(f"spoken_keywords: rebuilding {folder}: {reason}", file=sys.stderr)
-        build_audio(cfg, folder, progress)
+        with cache.build_lock(folder):
+            manifest, reason = cache.check(folder, key)  # another job may have built it meanwhile
+            if manifest is None:
+                if folder.exists():
+                    print(f"spoken_keywords: rebuilding {folder}: {reason}", file=sys.stderr)
+                build_audio(cfg, folder, progress)
     return folder
 
 
