@@ -33,8 +33,7 @@ class Deployment:
     def to(self, device) -> "Deployment":
         """Move the model and the per-step parameters to ``device`` (in place); returns ``self``."""
         self.model.to(device)
-        self.params = [p.with_(A_bar=p.A_bar.to(device), B_bar=p.B_bar.to(device), reset=p.reset.to(device),
-                               threshold=p.threshold.to(device)) for p in self.params]
+        self.params = [p.to(device) for p in self.params]
         return self
 
     def __call__(self, x: torch.Tensor, return_spikes: bool = False):
@@ -59,11 +58,8 @@ def adapt_model(source: Deployment, tgt_dt: float, method: str, spikes: str = "b
     step = spike_step(spikes, rho)
     params, clamped = [], 0
     for p in source.params:
-        device = p.A_bar.device
-        cpu = StepParams(p.A_bar.cpu(), p.B_bar.cpu(), p.reset.cpu(), p.threshold.cpu(), p.dt, p.spiking)
-        q, rep = adapt_params(cpu, tgt_dt, m.name)
-        params.append(q.with_(A_bar=q.A_bar.to(device), B_bar=q.B_bar.to(device), reset=q.reset.to(device),
-                              threshold=q.threshold.to(device)))
+        q, rep = adapt_params(p.to("cpu"), tgt_dt, m.name)
+        params.append(q.to(p.A_bar.device))
         clamped += rep["clamped"]
     return Deployment(source.model, params, float(tgt_dt), step, m.name, spikes, source.dt,
                       {"clamped_decays": clamped, "rho": rho, "max_spikes": step.max_spikes,

@@ -77,9 +77,16 @@ class StepParams:
     def with_(self, **changes) -> "StepParams":
         return replace(self, **changes)
 
+    def map(self, fn) -> "StepParams":
+        """The same parameters with ``fn`` applied to each of the four tensors."""
+        return replace(self, A_bar=fn(self.A_bar), B_bar=fn(self.B_bar), reset=fn(self.reset),
+                       threshold=fn(self.threshold))
+
     def detach(self) -> "StepParams":
-        return replace(self, A_bar=self.A_bar.detach(), B_bar=self.B_bar.detach(),
-                       reset=self.reset.detach(), threshold=self.threshold.detach())
+        return self.map(torch.Tensor.detach)
+
+    def to(self, device) -> "StepParams":
+        return self.map(lambda t: t.to(device))
 
     def to_dict(self) -> dict:
         return {"A_bar": self.A_bar, "B_bar": self.B_bar, "reset": self.reset,
