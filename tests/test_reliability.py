@@ -266,20 +266,17 @@ from pathlib import Path
 from snnta.data import cache
 folder, log = Path(sys.argv[1]), Path(sys.argv[2])
 key = "k1"
+def build():
+    with open(log, "a") as f:
+        f.write("build\n")
+    cache.invalidate(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with cache.atomic_output(folder / "data.bin") as tmp:
+        time.sleep(0.5)
+        tmp.write_bytes(b"x" * 1000)
+    cache.commit(folder, key, ["data.bin"], {"k": 1})
 def ensure():
-    manifest, _ = cache.check(folder, key)
-    if manifest is None:
-        with cache.build_lock(folder):
-            manifest, _ = cache.check(folder, key)
-            if manifest is None:
-                with open(log, "a") as f:
-                    f.write("build\\n")
-                cache.invalidate(folder)
-                folder.mkdir(parents=True, exist_ok=True)
-                with cache.atomic_output(folder / "data.bin") as tmp:
-                    time.sleep(0.5)
-                    tmp.write_bytes(b"x" * 1000)
-                cache.commit(folder, key, ["data.bin"], {"k": 1})
+    cache.ensure(folder, key, build, "race")
     assert cache.check(folder, key)[0] is not None
 ensure()
 """

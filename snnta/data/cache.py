@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -98,6 +99,21 @@ def check(folder: str | os.PathLike, key: str) -> tuple[dict | None, str]:
         if file_sha256(f) != info.get("sha256"):
             return None, f"{f} does not match its checksum"
     return manifest, ""
+
+
+def ensure(folder: str | os.PathLike, key: str, build, label: str) -> None:
+    """Call ``build()`` unless ``folder`` already holds a complete cache for ``key``.
+
+    The check is repeated under :func:`build_lock`, so of several parallel jobs only the first builds.
+    """
+    if check(folder, key)[0] is not None:
+        return
+    with build_lock(folder):
+        manifest, reason = check(folder, key)  # another job may have built it meanwhile
+        if manifest is None:
+            if Path(folder).exists():
+                print(f"{label}: rebuilding {folder}: {reason}", file=sys.stderr)
+            build()
 
 
 def invalidate(folder: str | os.PathLike) -> None:

@@ -24,7 +24,6 @@ sizes of the selected source files, and validated on every read (:mod:`snnta.dat
 from __future__ import annotations
 
 import csv
-import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -186,23 +185,20 @@ def load_config(cfg: MswcConfig, root: str | Path, cache_dir: str | Path | None 
     sources = [(r["path"], Path(r["path"]).stat().st_size) for r in rows]
     key = cache.config_key({"config": cfg.to_dict(), "sources": sources})
     folder = Path(cache_dir if cache_dir is not None else root / ".snnta_cache") / f"{name}-{key}"
-    manifest, reason = cache.check(folder, key)
-    if manifest is None:
-        with cache.build_lock(folder):
-            manifest, reason = cache.check(folder, key)  # another job may have built it meanwhile
-            if manifest is None:
-                if folder.exists():
-                    print(f"{name}: rebuilding {folder}: {reason}", file=sys.stderr)
-                cache.invalidate(folder)
-                spikes = cochlea.convert_many(read_clip, [r["path"] for r in rows], cfg.frontend, cfg.n_channels,
-                                              cfg.frontend_options, cfg.seed, cfg.duration, workers, name, progress)
-                splits = {}
-                for s in SETS:
-                    sel = [i for i, r in enumerate(rows) if r["split"] == s]
-                    splits[s] = _to_dataset([spikes[i] for i in sel], [rows[i]["label"] for i in sel], cfg.n_channels,
-                                            len(classes), cfg.duration, f"{name}/{s}", classes)
-                write_events(folder / "events.npz", splits)
-                cache.commit(folder, key, ["events.npz"], cfg.to_dict(), classes=classes, root=str(root))
+
+    def build() -> None:
+        cache.invalidate(folder)
+        spikes = cochlea.convert_many(read_clip, [r["path"] for r in rows], cfg.frontend, cfg.n_channels,
+                                      cfg.frontend_options, cfg.seed, cfg.duration, workers, name, progress)
+        splits = {}
+        for s in SETS:
+            sel = [i for i, r in enumerate(rows) if r["split"] == s]
+            splits[s] = _to_dataset([spikes[i] for i in sel], [rows[i]["label"] for i in sel], cfg.n_channels,
+                                    len(classes), cfg.duration, f"{name}/{s}", classes)
+        write_events(folder / "events.npz", splits)
+        cache.commit(folder, key, ["events.npz"], cfg.to_dict(), classes=classes, root=str(root))
+
+    cache.ensure(folder, key, build, name)
     return read_events(folder / "events.npz", cfg, classes, name)
 
 

@@ -17,7 +17,6 @@ configuration), with a progress bar, deterministic in ``seed`` (each utterance's
 
 from __future__ import annotations
 
-import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -131,14 +130,7 @@ def ensure_built(cfg: SpokenDigitsConfig, cache_dir: str | Path, workers: int = 
     """The cache folder for ``cfg`` under ``cache_dir``, built first if missing, incomplete or stale."""
     key = cache.config_key(cfg.to_dict())
     folder = Path(cache_dir) / f"spoken_digits-{key}"
-    manifest, reason = cache.check(folder, key)
-    if manifest is None:
-        with cache.build_lock(folder):
-            manifest, reason = cache.check(folder, key)  # another job may have built it meanwhile
-            if manifest is None:
-                if folder.exists():
-                    print(f"spoken_digits: rebuilding {folder}: {reason}", file=sys.stderr)
-                build(cfg, folder, workers, progress)
+    cache.ensure(folder, key, lambda: build(cfg, folder, workers, progress), "spoken_digits")
     return folder
 
 

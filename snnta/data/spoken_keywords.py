@@ -125,14 +125,7 @@ def build_audio(cfg: SpokenKeywordsConfig, folder: Path, progress: bool = True) 
 
 def ensure_audio(cfg: SpokenKeywordsConfig, folder: Path, progress: bool = True) -> Path:
     key = cache.config_key(cfg.audio_dict())
-    manifest, reason = cache.check(folder, key)
-    if manifest is None:
-        with cache.build_lock(folder):
-            manifest, reason = cache.check(folder, key)  # another job may have built it meanwhile
-            if manifest is None:
-                if folder.exists():
-                    print(f"spoken_keywords: rebuilding {folder}: {reason}", file=sys.stderr)
-                build_audio(cfg, folder, progress)
+    cache.ensure(folder, key, lambda: build_audio(cfg, folder, progress), "spoken_keywords")
     return folder
 
 
