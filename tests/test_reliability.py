@@ -268,7 +268,7 @@ folder, log = Path(sys.argv[1]), Path(sys.argv[2])
 key = "k1"
 def build():
     with open(log, "a") as f:
-        f.write("build\n")
+        f.write("build\\n")
     cache.invalidate(folder)
     folder.mkdir(parents=True, exist_ok=True)
     with cache.atomic_output(folder / "data.bin") as tmp:

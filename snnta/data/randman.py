@@ -98,7 +98,7 @@ def check_options(**options) -> RandmanConfig:
     cfg = build(RandmanConfig, options, "dataset")
     for key in ("n_channels", "n_classes", "dim", "spikes_per_channel", "n_freq", "n_train", "n_test"):
         require(getattr(cfg, key) >= 1, f"dataset.{key}: must be >= 1, got {getattr(cfg, key)}")
-    require(cfg.duration > 2 * cfg.margin, f"dataset.margin: must be less than half of dataset.duration")
+    require(cfg.duration > 2 * cfg.margin, "dataset.margin: must be less than half of dataset.duration")
     require(cfg.jitter >= 0, "dataset.jitter: must be >= 0")
     return cfg
 
