@@ -88,18 +88,9 @@ def dataset_options(cfg_dataset) -> tuple[str, dict]:
 
 def check_dataset(name: str, options: dict) -> None:
     """Validate dataset options without loading, where the dataset module offers ``check_options``."""
-    import importlib
+    from .data import dataset_module
 
-    from .data import DATASETS
-
-    if name not in DATASETS:
-        raise ConfigError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
-    try:
-        module = importlib.import_module(f"snnta.data.{DATASETS[name]}")
-    except ImportError as e:
-        raise ConfigError(f"dataset {name} needs a package that is not installed ({e.name}); "
-                          "pip install -e '.[datasets]'") from None
-    check = getattr(module, "check_options", None)
+    check = getattr(dataset_module(name), "check_options", None)
     if check is not None:
         check(**options)
 
@@ -379,7 +370,6 @@ def cmd_train(cfg) -> dict:
 
     import yaml
 
-    from .adapt import deploy
     from .checkpoint import save_checkpoint
     from .data import load_dataset
     from .evaluate import evaluate

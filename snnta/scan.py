@@ -50,18 +50,31 @@ def _recurrent_drive(I_k: torch.Tensor, s: torch.Tensor, Vt: torch.Tensor, out: 
     return out.index_add_(0, nz[:, 0], Vt.index_select(0, nz[:, 1]))
 
 
-def _sparse_t_matmul(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    """``x^T g`` for ``x [N, C]`` mostly zero (events or spikes), ``g [N, M]`` dense."""
+def _sparse_flat_index(x: torch.Tensor) -> torch.Tensor | None:
+    """Flat indices of the nonzeros of a 2-D CPU tensor, or ``None`` when the dense kernels are better
+    (on a GPU, or denser than ``SPARSE_MAX_DENSITY``)."""
     if x.device.type != "cpu":
-        return x.t() @ g
-    flat = torch.from_numpy(np.flatnonzero(x.detach().numpy()))
-    if len(flat) > SPARSE_MAX_DENSITY * x.numel():
-        return x.t() @ g
-    N, C = x.shape
-    rows, cols = flat // C, flat % C
-    xt = torch.sparse_coo_tensor(torch.stack([cols, rows]), x.reshape(-1)[flat], (C, N), is_coalesced=False,
+        return None
+    flat = np.flatnonzero(x.detach().numpy())
+    return None if len(flat) > SPARSE_MAX_DENSITY * x.numel() else torch.from_numpy(flat)
+
+
+def _coo_t_matmul(rows: torch.Tensor, cols: torch.Tensor, vals: torch.Tensor, shape: tuple[int, int],
+                  g: torch.Tensor) -> torch.Tensor:
+    """``x^T g`` for the sparse ``x [N, C]`` given by its nonzeros ``(rows, cols, vals)``."""
+    N, C = shape
+    xt = torch.sparse_coo_tensor(torch.stack([cols, rows]), vals, (C, N), is_coalesced=False,
                                  check_invariants=False)
     return torch.sparse.mm(xt, g)
+
+
+def _sparse_t_matmul(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """``x^T g`` for ``x [N, C]`` mostly zero (events or spikes), ``g [N, M]`` dense."""
+    flat = _sparse_flat_index(x)
+    if flat is None:
+        return x.t() @ g
+    C = x.shape[1]
+    return _coo_t_matmul(flat // C, flat % C, x.reshape(-1)[flat], x.shape, g)
 
 
 class _PopulationScan(torch.autograd.Function):
@@ -227,20 +240,16 @@ class _SparseLinear(torch.autograd.Function):
         dx = grad @ weight if ctx.needs_input_grad[0] else None
         dw = None
         if ctx.needs_input_grad[1]:
-            xt = torch.sparse_coo_tensor(torch.stack([cols, rows]), vals, (C, N), is_coalesced=False,
-                                         check_invariants=False)
-            dw = torch.sparse.mm(xt, grad).t()
+            dw = _coo_t_matmul(rows, cols, vals, (N, C), grad).t()
         return dx, dw, None
 
 
 def input_projection(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """``x @ weight.T`` over the last axis; on the CPU a mostly-zero ``x`` (events, spikes) takes the
     sparse path (exact: the same sums, fewer terms)."""
-    if x.device.type != "cpu" or x.dtype != weight.dtype:
-        return x @ weight.t()
     x2 = x.reshape(-1, x.shape[-1])
-    flat = np.flatnonzero(x2.detach().numpy())
-    if len(flat) > SPARSE_MAX_DENSITY * x2.numel():
+    flat = _sparse_flat_index(x2) if x.dtype == weight.dtype else None
+    if flat is None:
         return x @ weight.t()
-    y = _SparseLinear.apply(x2, weight, torch.from_numpy(flat))
+    y = _SparseLinear.apply(x2, weight, flat)
     return y.reshape(*x.shape[:-1], weight.shape[0])

@@ -24,13 +24,21 @@ DATASETS = {
 }
 
 
-def load_dataset(name: str, **options) -> tuple[EventDataset, EventDataset]:
-    """Return ``(train, test)`` for a dataset by name; ``options`` are its config fields."""
+def dataset_module(name: str):
+    """The module implementing dataset ``name``; one-line errors for an unknown name or a missing package."""
     if name not in DATASETS:
         raise ConfigError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
-    module = importlib.import_module(f".{DATASETS[name]}", __name__)
-    return module.load(**options)
+    try:
+        return importlib.import_module(f".{DATASETS[name]}", __name__)
+    except ImportError as e:
+        raise ConfigError(f"dataset {name} needs a package that is not installed ({e.name}); "
+                          "pip install -e '.[datasets]'") from None
+
+
+def load_dataset(name: str, **options) -> tuple[EventDataset, EventDataset]:
+    """Return ``(train, test)`` for a dataset by name; ``options`` are its config fields."""
+    return dataset_module(name).load(**options)
 
 
 __all__ = ["EventDataset", "bin_batch", "iter_batches", "n_bins", "RandmanConfig", "make_randman",
-           "load_dataset", "DATASETS"]
+           "load_dataset", "dataset_module", "DATASETS"]
