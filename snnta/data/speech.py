@@ -49,6 +49,18 @@ def voice_variants() -> list[str]:
     return names
 
 
+def choose_voices(n_voices: int, rng: np.random.Generator, minimum: int) -> tuple[list[str], np.ndarray]:
+    """``(variants, order)``: all voice variants and a random order of their indices, cut to the first
+    ``n_voices`` (0: all); ``n_voices`` must lie in ``[minimum, len(variants)]``."""
+    variants = voice_variants()
+    order = rng.permutation(len(variants))
+    if n_voices:
+        if not minimum <= n_voices <= len(variants):
+            raise ConfigError(f"dataset.n_voices must be 0 (all) or in [{minimum}, {len(variants)}], got {n_voices}")
+        order = order[:n_voices]
+    return variants, order
+
+
 class Synthesizer:
     """One eSpeak NG instance: :meth:`say` returns int16 audio at :attr:`sample_rate` Hz."""
 

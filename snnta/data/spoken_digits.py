@@ -55,13 +55,8 @@ class SpokenDigitsConfig:
 def plan(cfg: SpokenDigitsConfig) -> list[dict]:
     """The utterances to synthesize, in a fixed order: ``index, text, voice, rate, pitch, label, speaker,
     split``; deterministic in ``cfg.seed``."""
-    variants = speech.voice_variants()
     rng = np.random.default_rng([cfg.seed, 1])
-    order = rng.permutation(len(variants))
-    if cfg.n_voices:
-        if not 2 <= cfg.n_voices <= len(variants):
-            raise ConfigError(f"dataset.n_voices must be 0 (all) or in [2, {len(variants)}], got {cfg.n_voices}")
-        order = order[:cfg.n_voices]
+    variants, order = speech.choose_voices(cfg.n_voices, rng, minimum=2)
     n_test = min(len(order) - 1, max(1, int(round(cfg.test_fraction * len(order)))))
     test_voices = set(order[:n_test].tolist())
     words = [(w, l, ENGLISH) for l, w in enumerate(ENGLISH_WORDS)] + \

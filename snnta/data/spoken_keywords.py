@@ -61,13 +61,8 @@ class SpokenKeywordsConfig:
 
 def plan(cfg: SpokenKeywordsConfig) -> list[dict]:
     """Utterances ``lang, word, voice, rate, pitch, speaker, set, link``; deterministic in ``cfg.seed``."""
-    variants = speech.voice_variants()
     rng = np.random.default_rng([cfg.seed, 3])
-    order = rng.permutation(len(variants))
-    if cfg.n_voices:
-        if not 3 <= cfg.n_voices <= len(variants):
-            raise ConfigError(f"dataset.n_voices must be 0 (all) or in [3, {len(variants)}], got {cfg.n_voices}")
-        order = order[:cfg.n_voices]
+    variants, order = speech.choose_voices(cfg.n_voices, rng, minimum=3)
     n_test = min(len(order) - 2, max(1, int(round(cfg.test_fraction * len(order)))))
     role = {int(v): "TEST" for v in order[:n_test]}
     role[int(order[n_test])] = "DEV"
