@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
@@ -21,10 +20,10 @@ def evaluate(dep: Deployment, ds: EventDataset, batch_size: int = 256, progress:
     start = time.perf_counter()
     correct, loss_sum, spike_sum = 0, 0.0, 0.0
     n_hidden = sum(layer.neuron.size for layer in dep.model.layers)
+    device = next(dep.model.parameters()).device
     batches = iter_batches(ds, dep.dt, batch_size, mode=bin_mode)
     total = (len(ds) + batch_size - 1) // batch_size
     for x, y in tqdm(batches, total=total, desc=desc, disable=not progress, leave=False):
-        device = next(dep.model.parameters()).device
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         logits, spikes = dep(x, return_spikes=True)
         loss_sum += F.cross_entropy(logits, y, reduction="sum").item()

@@ -6,7 +6,7 @@ import copy
 import math
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -158,6 +158,3 @@ def train(model: SNNClassifier, train_ds: EventDataset, dt: float, cfg: TrainCon
     model.eval()
     return deploy(model, dt), history
 
-
-def train_config_dict(cfg: TrainConfig) -> dict:
-    return asdict(cfg)
