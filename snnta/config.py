@@ -71,14 +71,19 @@ def check_value(value: Any, kind: Any, name: str) -> Any:
     raise ConfigError(f"{name}: expected {_NAMES.get(kind, kind)}, got {_describe(value)}")
 
 
+def check_keys(mapping: dict, valid, label: str, noun: str = "key") -> None:
+    """Raise ``<label>: unknown <noun>(s) ...; valid: ...`` for keys of ``mapping`` not in ``valid``."""
+    valid = list(valid)
+    unknown = sorted(set(mapping) - set(valid))
+    if unknown:
+        raise ConfigError(f"{label}: unknown {noun}(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
+
+
 def build(cls: type, mapping: dict, prefix: str, **fixed) -> Any:
     """Instantiate dataclass ``cls`` from ``mapping`` after checking keys and types."""
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
-    unknown = sorted(set(mapping) - set(fields))
-    if unknown:
-        raise ConfigError(f"{prefix}: unknown key(s) {', '.join(unknown)}; valid: "
-                          f"{', '.join(k for k in fields if k not in fixed)}")
+    check_keys(mapping, [k for k in fields if k not in fixed], prefix)
     values = {k: check_value(v, hints[k], f"{prefix}.{k}") for k, v in mapping.items()}
     return cls(**values, **fixed)
 
@@ -86,9 +91,7 @@ def build(cls: type, mapping: dict, prefix: str, **fixed) -> Any:
 def check_options(fn: Any, mapping: dict, prefix: str, skip: tuple[str, ...] = ("self", "size")) -> dict:
     """Check keyword options against ``fn``'s parameters, typed by their default values."""
     params = {n: p for n, p in inspect.signature(fn).parameters.items() if n not in skip}
-    unknown = sorted(set(mapping) - set(params))
-    if unknown:
-        raise ConfigError(f"{prefix}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(params)}")
+    check_keys(mapping, params, prefix)
     out = {}
     for k, v in mapping.items():
         default = params[k].default

@@ -29,6 +29,7 @@ from math import gcd
 
 import numpy as np
 
+from ..config import check_keys
 from ..errors import ConfigError, DataError
 
 FRONTENDS = ("gammatone", "lauscher")
@@ -168,10 +169,7 @@ def lauscher_spikes(audio: np.ndarray, sr: int, n_channels: int = 700) -> tuple[
 def make_frontend(name: str = "gammatone", n_channels: int = 700, **options):
     """A function ``(audio, sr, rng) -> (times [s], channels)`` for front end ``name``."""
     if name == "gammatone":
-        fields = GammatoneConfig.__dataclass_fields__
-        unknown = sorted(set(options) - set(fields))
-        if unknown:
-            raise ConfigError(f"frontend gammatone: unknown option(s) {', '.join(unknown)}; valid: {', '.join(fields)}")
+        check_keys(options, GammatoneConfig.__dataclass_fields__, "frontend gammatone", "option")
         cfg = GammatoneConfig(n_channels=n_channels, **options)
         return functools.partial(_gammatone_call, cfg)
     if name == "lauscher":

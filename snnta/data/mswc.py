@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import check_keys
 from ..errors import ConfigError, DataError
 from ..units import parse_duration
 from . import cache, cochlea
@@ -204,11 +205,8 @@ def load_config(cfg: MswcConfig, root: str | Path, cache_dir: str | Path | None 
 
 def config_from(options: dict, name: str = "mswc") -> MswcConfig:
     """Check ``options`` (config fields) and build the config; ``duration`` carries a unit."""
-    fields = MswcConfig.__dataclass_fields__
-    unknown = sorted(set(options) - set(fields))
-    if unknown:
-        raise ConfigError(f"dataset {name}: unknown option(s) {', '.join(unknown)}; valid: "
-                          f"{', '.join([*fields, 'root', 'cache_dir', 'workers', 'progress'])}")
+    check_keys(options, [*MswcConfig.__dataclass_fields__, "root", "cache_dir", "workers", "progress"],
+               f"dataset {name}", "option")
     options = dict(options)
     if isinstance(options.get("duration"), str):
         options["duration"] = parse_duration(options["duration"], "dataset.duration")

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import check_keys
 from ..errors import ConfigError
 from ..units import parse_duration
 from . import cache, cochlea, shd, speech
@@ -139,11 +140,8 @@ def load(cache_dir: str = "data/spoken_digits", workers: int = 2, progress: bool
          **options) -> tuple[EventDataset, EventDataset]:
     """``dataset=spoken_digits``: options are :class:`SpokenDigitsConfig` fields (``duration`` with a
     unit), plus ``cache_dir``, ``workers`` (build processes) and ``progress``."""
-    fields = SpokenDigitsConfig.__dataclass_fields__
-    unknown = sorted(set(options) - set(fields))
-    if unknown:
-        raise ConfigError(f"dataset spoken_digits: unknown option(s) {', '.join(unknown)}; valid: "
-                          f"{', '.join([*fields, 'cache_dir', 'workers', 'progress'])}")
+    check_keys(options, [*SpokenDigitsConfig.__dataclass_fields__, "cache_dir", "workers", "progress"],
+               "dataset spoken_digits", "option")
     if isinstance(options.get("duration"), str):
         options["duration"] = parse_duration(options["duration"], "dataset.duration")
     for k in ("rate_wpm", "pitch"):

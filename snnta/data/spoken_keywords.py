@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import check_keys
 from ..errors import ConfigError, DataError
 from ..io import write_text
 from ..units import parse_duration
@@ -128,11 +129,8 @@ def load(cache_dir: str = "data/spoken_keywords", workers: int = 2, progress: bo
          **options) -> tuple[EventDataset, EventDataset]:
     """``dataset=spoken_keywords``: options are :class:`SpokenKeywordsConfig` fields plus ``cache_dir``,
     ``workers`` and ``progress``."""
-    fields = SpokenKeywordsConfig.__dataclass_fields__
-    unknown = sorted(set(options) - set(fields))
-    if unknown:
-        raise ConfigError(f"dataset spoken_keywords: unknown option(s) {', '.join(unknown)}; valid: "
-                          f"{', '.join([*fields, 'cache_dir', 'workers', 'progress'])}")
+    check_keys(options, [*SpokenKeywordsConfig.__dataclass_fields__, "cache_dir", "workers", "progress"],
+               "dataset spoken_keywords", "option")
     if isinstance(options.get("duration"), str):
         options["duration"] = parse_duration(options["duration"], "dataset.duration")
     for k in ("rate_wpm", "pitch", "languages"):
