@@ -81,7 +81,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--timeout", type=float, default=600.0, help="seconds allowed to one configuration's process")
     ap.add_argument("--malloc", default="tuned", choices=["tuned", "default"],
                     help="tuned (default): in every configuration's process, raise glibc's mmap/trim thresholds to "
-                         "1/2 GiB as snnta's CLI does (snnta.runtime), so [T, B, H] buffers are reused instead of "
+                         "1/2 GiB as snnta's CLI does (snnta.util.runtime), so [T, B, H] buffers are reused instead of "
                          "page-faulted anew each step; default: leave glibc as it is")
     ap.add_argument("--snnta-root", default=str(ROOT),
                     help="folder holding the snnta package to time (default: this working tree), e.g. an export "
@@ -116,7 +116,7 @@ def _maxrss_bytes() -> int:
 
 
 def _tune_malloc(threshold_bytes: int = 1 << 30) -> bool:
-    """What ``snnta.runtime.configure_allocator`` (called by snnta's CLI) does, for every implementation alike:
+    """What ``snnta.util.runtime.configure_allocator`` (called by snnta's CLI) does, for every implementation alike:
     keep allocations below 1 GiB on glibc's heap instead of fresh mmap pages.  False where not glibc."""
     import ctypes
     import ctypes.util

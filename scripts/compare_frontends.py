@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from snnta.data import cochlea, speech
+from snnta.data.frontends import cochlea
+from snnta.data.generators import speech
 
 UTTERANCES = [("zero", "en-us+m3"), ("neun", "de+f2"), ("seven", "en+klatt"), ("drei", "de+Annie"),
               ("five", "en-029+f4")]

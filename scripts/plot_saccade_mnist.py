@@ -30,7 +30,7 @@ def main() -> None:
     import matplotlib.pyplot as plt
 
     from snnta.data import load_dataset
-    from snnta.data.nmnist import HEIGHT, N_PIXELS, WIDTH
+    from snnta.data.readers.nmnist import HEIGHT, N_PIXELS, WIDTH
 
     opts = dict(n_train=args.n_train, n_test=args.n_test, seed=args.seed, progress=False)
     if args.cache:

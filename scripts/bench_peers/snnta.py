@@ -23,7 +23,7 @@ def _dist_version() -> str:
 
 
 def build(cfg):
-    from snnta.model import ModelConfig, SNNClassifier
+    from snnta.core.model import ModelConfig, SNNClassifier
 
     model = SNNClassifier(ModelConfig(n_in=cfg.n_in, n_classes=cfg.n_classes, hidden=tuple(cfg.hidden),
                                       neuron=cfg.neuron, w_in_gain=cfg.w_in_gain))

@@ -1,5 +1,7 @@
 """Datasets as events with continuous timestamps, binned at any ``dt``.
 
+Layout: :mod:`.events` (the event container and binning), :mod:`.readers` (the real formats),
+:mod:`.generators` (datasets made here), :mod:`.frontends` (raw signal -> events), :mod:`.cache`.
 Each dataset is a module exposing ``load(**options) -> (train, test)`` of :class:`EventDataset`;
 ``DATASETS`` maps the names the CLI takes (``dataset=NAME``) to those modules.
 """
@@ -8,19 +10,19 @@ from __future__ import annotations
 
 import importlib
 
-from ..errors import ConfigError
-from .events import EventDataset, bin_batch, iter_batches, n_bins
-from .randman import RandmanConfig, make_randman
+from snnta.errors import ConfigError
+from snnta.data.events import EventDataset, bin_batch, iter_batches, n_bins
+from snnta.data.generators.randman import RandmanConfig, make_randman
 
 #: name -> module (relative to snnta.data) with a ``load(**options)`` function
 DATASETS = {
-    "randman": "randman",
-    "shd": "shd",
-    "mswc": "mswc",
-    "spoken_digits": "spoken_digits",
-    "spoken_keywords": "spoken_keywords",
-    "nmnist": "nmnist",
-    "saccade_mnist": "saccade_mnist",
+    "randman": "generators.randman",
+    "shd": "readers.shd",
+    "mswc": "readers.mswc",
+    "spoken_digits": "generators.spoken_digits",
+    "spoken_keywords": "generators.spoken_keywords",
+    "nmnist": "readers.nmnist",
+    "saccade_mnist": "generators.saccade_mnist",
 }
 
 

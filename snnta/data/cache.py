@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from ..io import write_json
+from snnta.util.io import write_json
 
 MANIFEST = "manifest.json"
 FORMAT = 1

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..errors import ConfigError, DataError
+from snnta.core.units import n_bins
+from snnta.errors import ConfigError, DataError
 
 BIN_MODES = ("count", "binary")
 
@@ -77,16 +78,6 @@ class EventDataset:
         offsets = np.concatenate([[0], np.cumsum(lengths)])
         return EventDataset(self.times[sel], self.units[sel], offsets, self.labels[index], self.n_channels,
                             self.n_classes, self.duration, name or self.name, list(self.class_names))
-
-
-def n_bins(duration: float, dt: float) -> int:
-    """Number of bins of width ``dt`` covering ``[0, duration]``: ``ceil(duration / dt)`` (at least 1).
-
-    The last bin may be partial when ``dt`` does not divide ``duration``.
-    """
-    if not (dt > 0 and math.isfinite(dt)):
-        raise ConfigError(f"dt must be a positive duration, got {dt!r}")
-    return max(1, int(math.ceil(duration / dt - 1e-9)))
 
 
 def bin_index(times: np.ndarray, dt: float, T: int) -> np.ndarray:

@@ -1,0 +1,61 @@
+"""The deployment view of a population: per-step parameters at one bin width, and the spike step.
+
+These two are all a time loop needs (:mod:`snnta.core.kernel`); training derives them from a
+continuous-time spec (:mod:`snnta.core.neurons.base`), adaptation maps them to another bin width
+(:mod:`snnta.core.methods`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+
+
+@dataclass(frozen=True)
+class StepParams:
+    """Deployment view of one neuron population at one bin width: what a chip would hold.
+
+    ``x[k] = A_bar (x[k-1] + reset * s[k-1]) + B_bar * drive[k]``, spike when ``x[k][0] >= threshold``.
+    """
+
+    A_bar: torch.Tensor  # [H, n, n]
+    B_bar: torch.Tensor  # [H, n]
+    reset: torch.Tensor  # [H, n]
+    threshold: torch.Tensor  # [H]
+    dt: float
+    spiking: bool = True
+
+    def with_(self, **changes) -> "StepParams":
+        return replace(self, **changes)
+
+    def map(self, fn) -> "StepParams":
+        """The same parameters with ``fn`` applied to each of the four tensors."""
+        return replace(self, A_bar=fn(self.A_bar), B_bar=fn(self.B_bar), reset=fn(self.reset),
+                       threshold=fn(self.threshold))
+
+    def detach(self) -> "StepParams":
+        return self.map(torch.Tensor.detach)
+
+    def to(self, device) -> "StepParams":
+        return self.map(lambda t: t.to(device))
+
+    def to_dict(self) -> dict:
+        return {"A_bar": self.A_bar, "B_bar": self.B_bar, "reset": self.reset,
+                "threshold": self.threshold, "dt": self.dt, "spiking": self.spiking}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "StepParams":
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class SpikeStep:
+    """How many spikes a neuron may emit per bin and for how many bins it stays silent after one.
+
+    ``max_spikes = K``: ``s = clamp(floor(u / threshold), 0, K)`` (graded spikes, reset per spike);
+    ``refractory = r``: after a spike the next ``r`` bins cannot spike.  Training uses ``(1, 0)``.
+    """
+
+    max_spikes: int = 1
+    refractory: int = 0

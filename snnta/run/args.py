@@ -1,0 +1,170 @@
+"""Typed arguments of each command, built once from a plain config mapping (no Hydra here).
+
+A command's config is a plain ``dict`` (the CLI resolves Hydra's config into one).  ``train_args``,
+``adapt_args``, ``eval_args`` and ``report_args`` check every key and value and return a frozen record;
+each bad value raises a one-line :class:`~snnta.errors.ConfigError` naming the key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from snnta.core.methods import SPIKE_MODES, get_method
+from snnta.core.model import ModelConfig
+from snnta.core.neurons import NEURONS, spiking_neurons
+from snnta.core.units import parse_duration
+from snnta.data import dataset_module
+from snnta.errors import ConfigError
+from snnta.run.train import TrainConfig
+from snnta.util.checks import build, check_options, check_value, require
+
+#: keys that do not change a run's results (ignored when a rerun is matched with its run folder)
+NON_RESULT_KEYS = ("progress", "paths", "run_name")
+
+
+@dataclass(frozen=True)
+class RuntimeArgs:
+    """Where and how a command runs; never changes its results."""
+
+    device: str = "cpu"
+    threads: int | None = 1
+    progress: bool = True
+
+
+def check_device(name: Any) -> str:
+    """``cpu``, ``cuda`` or ``cuda:N``, and available here."""
+    name = check_value(name, str, "device")
+    kind, _, index = name.partition(":")
+    if kind not in ("cpu", "cuda") or (index and not index.isdigit()) or (kind == "cpu" and index):
+        raise ConfigError(f"device: unknown device {name!r}; choose cpu, cuda or cuda:N")
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device={name}: no CUDA device is available here (torch.cuda.is_available() is False)")
+        if index and int(index) >= torch.cuda.device_count():
+            raise ConfigError(f"device={name}: only {torch.cuda.device_count()} CUDA device(s) here")
+    return name
+
+
+def runtime_args(cfg: dict) -> RuntimeArgs:
+    device = check_device(cfg.get("device", "cpu"))
+    threads = cfg.get("threads")
+    if threads is not None:
+        check_value(threads, int, "threads")
+        require(threads >= 1, f"threads: must be >= 1 or null, got {threads}")
+    progress = check_value(cfg.get("progress", True), bool, "progress")
+    return RuntimeArgs(device, threads, progress)
+
+
+def _durations(d: dict, keys: tuple[str, ...], prefix: str) -> dict:
+    out = dict(d)
+    for k in keys:
+        if out.get(k) is not None:
+            v = out[k]
+            out[k] = (tuple(parse_duration(x, f"{prefix}.{k}") for x in v) if isinstance(v, (list, tuple))
+                      else parse_duration(v, f"{prefix}.{k}"))
+    return out
+
+
+def dataset_options(cfg_dataset: dict) -> tuple[str, dict]:
+    """``(name, options)`` of a dataset config group, options checked where the dataset offers a check."""
+    d = dict(cfg_dataset)
+    if "name" not in d:
+        raise ConfigError("dataset: missing key 'name'")
+    name = d.pop("name")
+    check = getattr(dataset_module(name), "check_options", None)
+    if check is not None:
+        check(**d)
+    return name, d
+
+
+def model_config(cfg: dict, n_in: int, n_classes: int) -> ModelConfig:
+    """The model of a ``train`` config (groups ``neuron`` and ``model``) for data of this shape."""
+    neuron = _durations(dict(cfg["neuron"]), ("tau_min", "tau_max", "tau_w_min", "tau_w_max"), "neuron")
+    kind = neuron.pop("kind", None)
+    if kind not in spiking_neurons():
+        raise ConfigError(f"neuron.kind: unknown neuron {kind!r}; choose one of: {', '.join(spiking_neurons())}")
+    neuron = check_options(NEURONS[kind].__init__, neuron, "neuron")
+    model = _durations(dict(cfg["model"]), ("readout_tau",), "model")
+    tau = model.pop("readout_tau", 0.02)
+    model["readout_tau"] = tuple(tau) if isinstance(tau, tuple) else (tau, tau)
+    mcfg = build(ModelConfig, model, "model", n_in=n_in, n_classes=n_classes, neuron=kind, neuron_options=neuron)
+    mcfg.validate()
+    return mcfg
+
+
+@dataclass(frozen=True)
+class TrainArgs:
+    dt: float
+    dataset: str
+    dataset_options: dict
+    train: TrainConfig
+    seed: int
+    runtime: RuntimeArgs
+
+
+def train_args(cfg: dict) -> TrainArgs:
+    """Validate a ``train`` config (the model is built later, once the data's shape is known)."""
+    dt = parse_duration(cfg["dt"], "dt")  # configs must carry units: a bare 4 is refused
+    seed = check_value(cfg["seed"], int, "seed")
+    name, opts = dataset_options(cfg["dataset"])
+    tcfg = build(TrainConfig, dict(cfg["train"]), "train", seed=seed)
+    tcfg.validate()
+    model_config(cfg, 1, 2)  # checks the model and neuron groups
+    return TrainArgs(dt, name, opts, tcfg, seed, runtime_args(cfg))
+
+
+@dataclass(frozen=True)
+class AdaptArgs:
+    checkpoint: str
+    tgt_dt: float
+    method: str
+    spikes: str
+    batch_size: int
+    save_checkpoint: bool
+    runtime: RuntimeArgs
+
+
+def _batch_size(cfg: dict) -> int:
+    batch = check_value(cfg["batch_size"], int, "batch_size")
+    require(batch >= 1, f"batch_size: must be >= 1, got {batch}")
+    return batch
+
+
+def adapt_args(cfg: dict) -> AdaptArgs:
+    tgt_dt = parse_duration(cfg["tgt_dt"], "tgt_dt")
+    method = get_method(check_value(cfg["method"]["name"], str, "method")).name
+    spikes = check_value(cfg["spikes"], str, "spikes")
+    require(spikes in SPIKE_MODES, f"spikes: unknown mode {spikes!r}; choose one of: {', '.join(SPIKE_MODES)}")
+    save = check_value(cfg["save_checkpoint"], bool, "save_checkpoint")
+    checkpoint = check_value(cfg["checkpoint"], str, "checkpoint")
+    return AdaptArgs(checkpoint, tgt_dt, method, spikes, _batch_size(cfg), save, runtime_args(cfg))
+
+
+@dataclass(frozen=True)
+class EvalArgs:
+    checkpoint: str
+    batch_size: int
+    runtime: RuntimeArgs
+
+
+def eval_args(cfg: dict) -> EvalArgs:
+    return EvalArgs(check_value(cfg["checkpoint"], str, "checkpoint"), _batch_size(cfg), runtime_args(cfg))
+
+
+@dataclass(frozen=True)
+class ReportArgs:
+    dir: str
+    out: str
+    title: str | None
+
+
+def report_args(cfg: dict) -> ReportArgs:
+    return ReportArgs(check_value(cfg["dir"], str, "dir"), check_value(cfg["out"], str, "out"),
+                      check_value(cfg.get("title"), str | None, "title"))
+
+
+#: command -> its argument builder
+BUILDERS = {"train": train_args, "adapt": adapt_args, "eval": eval_args, "report": report_args}

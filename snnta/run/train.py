@@ -1,0 +1,160 @@
+"""Surrogate-gradient BPTT training at one bin width ``dt``."""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from snnta.core.deployment import Deployment, deploy
+from snnta.data.events import BIN_MODES, EventDataset, iter_batches
+from snnta.errors import CheckpointError, ConfigError
+from snnta.run.evaluate import evaluate
+from snnta.util.io import save_torch
+from snnta.core.model import SNNClassifier
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 0.0
+    val_fraction: float = 0.1
+    rate_reg: float = 1.0  # weight of the mean spike count per neuron and bin, added to the loss
+    seed: int = 0
+    bin_mode: str = "count"
+
+    def validate(self) -> None:
+        if self.epochs < 1:
+            raise ConfigError(f"train.epochs must be >= 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise ConfigError(f"train.batch_size must be >= 1, got {self.batch_size}")
+        if not self.lr > 0:
+            raise ConfigError(f"train.lr must be > 0, got {self.lr}")
+        if not 0 <= self.val_fraction < 1:
+            raise ConfigError(f"train.val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.bin_mode not in BIN_MODES:
+            raise ConfigError(f"train.bin_mode: unknown mode {self.bin_mode!r}; choose one of: {', '.join(BIN_MODES)}")
+        if self.rate_reg < 0 or self.weight_decay < 0:
+            raise ConfigError("train.rate_reg and train.weight_decay must be >= 0")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def split_validation(ds: EventDataset, fraction: float, seed: int) -> tuple[EventDataset, EventDataset | None]:
+    """Carve a validation set out of the training set (never select on test)."""
+    if fraction <= 0:
+        return ds, None
+    order = np.random.default_rng(seed + 7919).permutation(len(ds))
+    n_val = max(1, int(round(fraction * len(ds))))
+    return ds.subset(np.sort(order[n_val:]), ds.name), ds.subset(np.sort(order[:n_val]), ds.name + "/val")
+
+
+STATE_FORMAT = "snnta-train-state/1"
+
+
+def _state(model, opt, sched, rng, epoch, history, best_acc, best_state) -> dict:
+    return {"format": STATE_FORMAT, "epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(), "numpy_rng": rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(), "python_rng": random.getstate(), "history": history,
+            "best_acc": best_acc, "best_state": best_state}
+
+
+def load_state(path: Path, device: str | torch.device = "cpu") -> dict:
+    """Read a training state written by :func:`train`; a damaged file raises :class:`CheckpointError`."""
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as e:
+        raise CheckpointError(f"training state {path} is unreadable ({type(e).__name__}); "
+                              "remove it to restart this run from scratch") from None
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        raise CheckpointError(f"{path} is not a snnta training state")
+    return state
+
+
+def train(model: SNNClassifier, train_ds: EventDataset, dt: float, cfg: TrainConfig = TrainConfig(),
+          progress: bool = True, on_epoch=None, state_path: str | Path | None = None,
+          device: str | torch.device = "cpu") -> tuple[Deployment, list[dict]]:
+    """Train ``model`` on ``train_ds`` binned at ``dt``; keep the weights with the best validation
+    accuracy.  Returns the deployment at ``dt`` and the per-epoch history.
+
+    With ``state_path``, the full training state (model, optimizer, scheduler, RNG states, epoch,
+    history, best-validation weights) is written there atomically after every epoch, and an existing
+    state is resumed: an interrupted run continued this way ends with the same weights and metrics as
+    an uninterrupted one.  A non-finite loss raises :class:`FloatingPointError` naming the epoch and
+    step; the state of the last complete epoch is kept.  ``device`` (``cpu``, ``cuda``) is where the
+    model and every batch live.
+    """
+    cfg.validate()
+    seed_everything(cfg.seed)
+    fit_ds, val_ds = split_validation(train_ds, cfg.val_fraction, cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    model.to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
+    history, best_acc, best_state, first = [], -1.0, None, 0
+    state_path = Path(state_path) if state_path is not None else None
+    if state_path is not None and state_path.is_file():
+        state = load_state(state_path, device)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        rng.bit_generator.state = state["numpy_rng"]
+        torch.set_rng_state(state["torch_rng"].cpu())
+        random.setstate(state["python_rng"])
+        history, best_acc, best_state, first = state["history"], state["best_acc"], state["best_state"], state["epoch"]
+    steps = math.ceil(len(fit_ds) / cfg.batch_size)
+    bar = tqdm(range(first, cfg.epochs), desc=f"train dt={dt * 1e3:g}ms", disable=not progress,
+               initial=first, total=cfg.epochs)
+    for epoch in bar:
+        model.train()
+        start, loss_sum, correct, n = time.perf_counter(), 0.0, 0, 0
+        for step, (x, y) in enumerate(iter_batches(fit_ds, dt, cfg.batch_size, True, rng, cfg.bin_mode)):
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            logits, spikes = model(x, model.step_params(dt), return_spikes=True)
+            loss = F.cross_entropy(logits, y)
+            if cfg.rate_reg:
+                loss = loss + cfg.rate_reg * torch.stack([s.mean() for s in spikes]).mean()
+            if not torch.isfinite(loss):
+                kept = f"; the state after epoch {epoch} is kept in {state_path}" if state_path and epoch else ""
+                raise FloatingPointError(f"non-finite loss at epoch {epoch + 1}, step {step + 1}{kept}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss_sum += loss.item() * len(y)
+            correct += (logits.argmax(1) == y).sum().item()
+            n += len(y)
+        sched.step()
+        if not all(torch.isfinite(p).all() for p in model.parameters()):
+            raise FloatingPointError(f"non-finite parameters after epoch {epoch + 1}")
+        row = {"epoch": epoch + 1, "train_loss": loss_sum / n, "train_accuracy": correct / n,
+               "epoch_time_s": time.perf_counter() - start, "steps": steps}
+        if val_ds is not None:
+            val = evaluate(deploy(model, dt), val_ds, bin_mode=cfg.bin_mode)
+            row.update(val_accuracy=val["accuracy"], val_loss=val["loss"], val_rate_hz=val["rate_hz"])
+            if val["accuracy"] > best_acc:
+                best_acc, best_state = val["accuracy"], copy.deepcopy(model.state_dict())
+        history.append(row)
+        if state_path is not None:
+            save_torch(state_path, _state(model, opt, sched, rng, epoch + 1, history, best_acc, best_state))
+        bar.set_postfix(loss=f"{row['train_loss']:.3f}", val=f"{row.get('val_accuracy', float('nan')):.3f}")
+        if on_epoch is not None:
+            on_epoch(row)
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return deploy(model, dt), history
+

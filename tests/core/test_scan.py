@@ -1,0 +1,139 @@
+"""The fused scan (hand-written BPTT) against the plain autograd loop, and the sparse input product."""
+
+import numpy as np
+import pytest
+import torch
+
+from snnta.core.kernel import run_population, run_population_reference
+from snnta.core.neurons import SpikeStep
+from snnta.core.model import ModelConfig, SNNClassifier
+from snnta.core.neurons import LI, LIF, AdLIF
+from snnta.core.kernel.scan import input_projection, population_scan
+
+
+
+@pytest.fixture(autouse=True)
+def _float64():
+    """Gradient comparisons in float64; restores the default afterwards."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
+
+
+def rel_err(a, b):
+    return ((a - b).norm() / b.norm().clamp_min(1e-300)).item()
+
+
+def _case(spec, recurrent, seed, T=40, batch=5):
+    torch.manual_seed(seed)
+    H = spec.size
+    drive = (torch.randn(T, batch, H) * 1.5 + 1.0).requires_grad_()
+    w_rec = (torch.randn(H, H) * 0.3).requires_grad_() if recurrent else None
+    return drive, w_rec
+
+
+@pytest.mark.parametrize("kind", ["lif", "adlif", "li"])
+@pytest.mark.parametrize("recurrent", [True, False])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_fused_scan_matches_autograd_loop(kind, recurrent, seed):
+    """Outputs equal and every gradient (input, recurrent weights, continuous neuron parameters,
+    threshold) within 1e-5 relative of autograd through the plain loop."""
+    if kind == "li" and recurrent:
+        pytest.skip("a readout has no recurrence")
+    torch.manual_seed(100 + seed)
+    spec = {"lif": LIF, "adlif": AdLIF, "li": LI}[kind](12, tau_min=0.003, tau_max=0.03).double()
+    spec.theta.requires_grad_(True)  # also check the threshold gradient
+    drive, w_rec = _case(spec, recurrent, seed)
+    results = []
+    for fn in (run_population, run_population_reference):
+        for t in [drive, w_rec, spec.theta, *spec.parameters()]:
+            if t is not None and t.grad is not None:
+                t.grad = None
+        p = spec.step_params(1e-3)
+        out = fn(drive, p, w_rec, SpikeStep(), slope=5.0)
+        weights = torch.linspace(-1, 1, out.numel()).reshape(out.shape)
+        (out * weights).sum().backward()
+        grads = {"drive": drive.grad.clone()}
+        if spec.theta.grad is not None:
+            grads["theta"] = spec.theta.grad.clone()
+        if w_rec is not None:
+            grads["w_rec"] = w_rec.grad.clone()
+        for name, prm in spec.named_parameters():
+            grads[name] = prm.grad.clone()
+        results.append((out.detach(), grads))
+    (out_f, g_f), (out_r, g_r) = results
+    assert torch.equal(out_f, out_r) if kind != "li" else torch.allclose(out_f, out_r, rtol=1e-12, atol=1e-12)
+    if kind != "li":
+        assert out_f.sum() > 0, "test needs some spikes"
+    assert g_f.keys() == g_r.keys() and ("theta" in g_r) == (kind != "li")
+    for name in g_r:
+        assert rel_err(g_f[name], g_r[name]) < 1e-5, name
+
+
+def test_fused_scan_model_gradients_match(monkeypatch):
+    """Whole network (2 recurrent adLIF layers + readout): every parameter gradient within 1e-5."""
+    import snnta.core.kernel as functional
+
+    x = (torch.rand(3, 30, 20) < 0.1).double()
+    y = torch.tensor([0, 1, 2])
+    grads = []
+    for fused in (True, False):
+        torch.manual_seed(7)
+        model = SNNClassifier(ModelConfig(n_in=20, n_classes=3, hidden=(10, 8), neuron="adlif", w_in_gain=8.0)).double()
+        if not fused:
+            monkeypatch.setattr(functional, "population_scan", lambda drive, A, B, r, th, w, slope, spiking:
+                                run_population_reference(drive, functional.StepParams(A, B, r, th, 1e-3, spiking), w,
+                                                         SpikeStep(), slope))
+        loss = torch.nn.functional.cross_entropy(model(x, model.step_params(1e-3)), y)
+        loss.backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters()})
+        monkeypatch.undo()
+    for name in grads[1]:
+        assert rel_err(grads[0][name], grads[1][name]) < 1e-5, name
+
+
+@pytest.mark.parametrize("density", [0.01, 0.5])
+def test_input_projection_sparse_and_dense_agree(density):
+    torch.manual_seed(0)
+    x = (torch.rand(7, 9, 30) < density).double() * torch.randint(1, 3, (7, 9, 30))
+    w1 = torch.randn(6, 30, requires_grad=True)
+    w2 = w1.detach().clone().requires_grad_()
+    y1 = input_projection(x, w1)
+    y2 = x @ w2.t()
+    assert torch.allclose(y1, y2, atol=1e-12)
+    g = torch.randn_like(y1)
+    (y1 * g).sum().backward()
+    (y2 * g).sum().backward()
+    assert torch.allclose(w1.grad, w2.grad, atol=1e-12)
+
+
+def test_scan_cost_has_no_quadratic_memory_term():
+    """Saved tensors grow linearly with T (no per-step [T, B, H] zero-fill): compare T and 4T."""
+    sizes = []
+    for T in (50, 200):
+        drive = torch.randn(T, 4, 8, requires_grad=True)
+        out = population_scan(drive, torch.full((8, 1, 1), 0.9), torch.full((8, 1), 0.1), torch.full((8, 1), -1.0),
+                              torch.ones(8), torch.randn(8, 8, requires_grad=True))
+        saved = out.grad_fn.saved_tensors
+        sizes.append(sum(t.numel() for t in saved if t is not None))
+    assert sizes[1] <= 4 * sizes[0] + 1000
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("neuron", ["lif", "adlif"])
+def test_cuda_training_step_matches_cpu(neuron):
+    """The same code on CUDA: logits and every gradient match the CPU run (float64)."""
+    x = (torch.rand(4, 25, 30) < 0.1).double()
+    y = torch.tensor([0, 1, 2, 0])
+    results = []
+    for device in ("cpu", "cuda"):
+        torch.manual_seed(3)
+        model = SNNClassifier(ModelConfig(n_in=30, n_classes=3, hidden=(16, 12), neuron=neuron, w_in_gain=8.0))
+        model = model.double().to(device)
+        logits = model(x.to(device), model.step_params(1e-3))
+        torch.nn.functional.cross_entropy(logits, y.to(device)).backward()
+        results.append((logits.detach().cpu(), {n: p.grad.cpu() for n, p in model.named_parameters()}))
+    assert torch.allclose(results[0][0], results[1][0], rtol=1e-9, atol=1e-9)
+    for name in results[0][1]:
+        assert rel_err(results[1][1][name], results[0][1][name]) < 1e-6, name

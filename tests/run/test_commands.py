@@ -1,0 +1,97 @@
+"""The plain commands of :mod:`snnta.run.commands` called in-process, without Hydra, and the library's
+validation: the same one-line errors as the CLI."""
+
+import json
+
+import pytest
+import yaml
+
+import snnta
+from snnta.errors import ConfigError
+from snnta.run import commands
+from snnta.run.args import adapt_args, train_args
+
+TRAIN = {"dt": "4ms", "seed": 0, "progress": False, "threads": 1, "device": "cpu",
+         "paths": {"runs": "runs", "data": "data"}, "run_name": "x",
+         "dataset": {"name": "randman", "n_channels": 20, "n_classes": 3, "dim": 1, "spikes_per_channel": 1,
+                     "n_freq": 3, "smoothness": 1.0, "duration": "100ms", "margin": "10ms", "jitter": "1ms",
+                     "n_train": 90, "n_test": 30, "seed": 0},
+         "neuron": {"kind": "lif", "tau_min": "5ms", "tau_max": "50ms", "threshold": 1.0},
+         "model": {"hidden": [8], "recurrent": True, "readout_tau": "20ms", "w_in_gain": 20.0, "w_rec_gain": 0.5,
+                   "surrogate_slope": 10.0, "train_rule": "zoh"},
+         "train": {"epochs": 1, "batch_size": 30, "lr": 2e-3, "weight_decay": 0.0, "rate_reg": 1.0,
+                   "val_fraction": 0.1, "bin_mode": "count"}}
+
+
+def adapt_cfg(tmp_path, **over):
+    cfg = {"checkpoint": str(tmp_path / "train"), "tgt_dt": "2ms", "spikes": "bin", "batch_size": 64,
+           "progress": False, "threads": 1, "device": "cpu", "save_checkpoint": False, "run_name": "a",
+           "paths": {"runs": str(tmp_path), "data": "data"}, "method": {"name": "euler"}}
+    cfg.update(over)
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cmd")
+    metrics = commands.train(TRAIN, root / "train", ["dt=4ms"])
+    return root, metrics
+
+
+def test_train_command_in_process(trained):
+    root, metrics = trained
+    assert metrics["kind"] == "train" and metrics["dt"] == pytest.approx(4e-3)
+    assert yaml.safe_load((root / "train" / "config.yaml").read_text())["dt"] == "4ms"
+    assert yaml.safe_load((root / "train" / "overrides.yaml").read_text()) == ["dt=4ms"]
+    again = commands.train(TRAIN, root / "train")  # complete: reported, not retrained
+    assert again == json.loads((root / "train" / "metrics.json").read_text())
+
+
+def test_adapt_and_eval_commands_in_process(trained, tmp_path):
+    root, _ = trained
+    m = commands.adapt(adapt_cfg(root), tmp_path / "adapt")
+    assert m["kind"] == "adapt" and m["method"] == "euler" and m["rho"] == pytest.approx(0.5)
+    assert m["tgt_dt"] == pytest.approx(2e-3) and 0 <= m["accuracy"] <= 1
+    e = commands.evaluate_checkpoint({"checkpoint": str(root / "train"), "batch_size": 64, "progress": False,
+                                      "threads": 1, "device": "cpu", "paths": {"runs": str(root)}}, tmp_path / "eval")
+    assert e["kind"] == "eval" and e["accuracy"] == pytest.approx(json.loads(
+        (root / "train" / "metrics.json").read_text())["accuracy"])
+
+
+def test_adapt_command_refuses_impossible_bin_before_writing(trained, tmp_path):
+    root, _ = trained
+    with pytest.raises(ConfigError, match="tgt_dt=80ms leaves fewer than 2 bins"):
+        commands.adapt(adapt_cfg(root, tgt_dt="80ms"), tmp_path / "adapt")
+    assert not (tmp_path / "adapt").exists()
+
+
+@pytest.mark.parametrize("bad,fragment", [
+    ({"tgt_dt": "-1ms"}, "tgt_dt: '-1ms' must be positive"),
+    ({"tgt_dt": 4}, "tgt_dt: '4' has no unit"),
+    ({"method": {"name": "foo"}}, "unknown method 'foo'"),
+    ({"spikes": "many"}, "spikes: unknown mode 'many'"),
+])
+def test_adapt_args_one_line_errors(tmp_path, bad, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        adapt_args(adapt_cfg(tmp_path, **bad))
+
+
+def test_train_args_one_line_errors():
+    with pytest.raises(ConfigError, match="neuron.kind: unknown neuron 'li'"):
+        train_args({**TRAIN, "neuron": {"kind": "li"}})
+
+
+def test_library_validation_matches_the_cli(trained):
+    """A library call with a bad dt, an impossible target bin or an unknown method raises the CLI's error."""
+    root, _ = trained
+    source, _ = snnta.load_checkpoint(root / "train" / "checkpoint.pt")
+    with pytest.raises(ConfigError, match="tgt_dt: '-1ms' must be positive"):
+        snnta.adapt_model(source, "-1ms", "euler")
+    with pytest.raises(ConfigError, match="tgt_dt: -0.001 s must be positive"):
+        snnta.adapt_model(source, -1e-3, "euler")
+    with pytest.raises(ConfigError, match="unknown method 'foo'; choose one of: none, tau, integral"):
+        snnta.adapt_model(source, 1e-3, "foo")
+    target = snnta.adapt_model(source, "80ms", "euler")
+    _, test_ds = snnta.load_dataset("randman", **{k: v for k, v in TRAIN["dataset"].items() if k != "name"})
+    with pytest.raises(ConfigError, match="dt=80ms leaves fewer than 2 bins in a 100ms sample"):
+        snnta.evaluate(target, test_ds)
