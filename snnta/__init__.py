@@ -15,7 +15,7 @@ Quick start::
     print(snnta.run.evaluate(target, test_ds)["accuracy"])
 """
 
-__version__ = "0.1.0"
+from snnta._version import __version__  # noqa: E402,F401
 
 from snnta.core.deployment import Deployment, adapt_model, deploy  # noqa: E402
 from snnta.run.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 import yaml
 
+from snnta._version import __version__
 from snnta.errors import CheckpointError, ConfigError
 from snnta.run.args import NON_RESULT_KEYS
 from snnta.util.io import write_text
@@ -58,8 +59,6 @@ def check_same_run(out: Path, cfg: dict) -> bool:
 
 def provenance() -> dict:
     """Versions, threads and git commit of this process, recorded in every ``metrics.json``."""
-    from snnta import __version__
-
     info = {"snnta_version": __version__, "torch_version": str(torch.__version__),
             "python": platform.python_version(), "host_cores": os.cpu_count(), "torch_threads": torch.get_num_threads()}
     try:
