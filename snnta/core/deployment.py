@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 
 import torch
 
+from snnta.core import ssm
 from snnta.core.units import check_dt
+from snnta.errors import AdaptationError
 from snnta.core.methods import adapt_params, check_ratio, get_method, spike_step
 from snnta.core.model import SNNClassifier
 from snnta.core.neurons.step import SpikeStep, StepParams
@@ -48,21 +50,46 @@ def deploy(model: SNNClassifier, dt: float) -> Deployment:
     return Deployment(model, params, float(dt), SpikeStep(), "none", "bin", float(dt))
 
 
-def adapt_model(source: Deployment, tgt_dt: float, method: str, spikes: str = "bin") -> Deployment:
+def check_unaliased(source: Deployment, method) -> None:
+    """Refuse a method with the exact decay where a population's per-step transition is an aliased rotation.
+
+    Applies to populations made by an exact-decay rule (``zoh``, ``impulse``, ``expectation``) from their
+    spec: where ``A`` has a complex pair with ``|Im lambda| dt_S >= pi``, the principal logarithm of
+    ``A_bar`` recovers a different ``A``; the error names the neurons.
+    """
+    exact = method.decay == "exact" or method.decay == "tau"
+    if not exact:
+        return
+    for index, (pop, p) in enumerate(zip(source.model.populations(), source.params)):
+        if p.form not in ("zoh", "impulse", "expectation"):
+            continue
+        bad = ssm.aliased_neurons(pop.A(), p.dt)
+        if bad:
+            shown = ", ".join(map(str, bad[:10])) + (", ..." if len(bad) > 10 else "")
+            raise AdaptationError(f"{method.name}: population {index} ({pop.kind}) has {len(bad)} neuron(s) whose "
+                                  f"rotation per bin is >= pi at dt={p.dt:g}s (neurons {shown}): the logarithm of "
+                                  "their per-step transition is ambiguous; train at a finer bin or use euler/bilinear")
+
+
+def adapt_model(source: Deployment, tgt_dt: float, method: str, spikes: str = "bin", decay: str | None = None,
+                reading: str | None = None) -> Deployment:
     """Adapt every population of ``source`` (per-step parameters at ``source.dt``) to ``tgt_dt``.
 
-    ``method`` maps the linear part (see :mod:`snnta.core.methods`); ``spikes`` picks the spike step
-    (``bin``: one spike per target bin; ``source``: the source's spike budget).
+    ``method`` maps the linear part (see :mod:`snnta.core.methods`; ``custom`` with ``decay`` and
+    ``reading``); ``spikes`` picks the spike step (``bin``: one spike per target bin; ``source``: the
+    source's spike budget, at most one spike per source bin on average).
     """
-    m = get_method(method)
+    m = get_method(method, decay, reading)
     rho = check_ratio(source.dt, tgt_dt)
     tgt_dt = check_dt(tgt_dt, "tgt_dt")
     step = spike_step(spikes, rho)
+    check_unaliased(source, m)
     params, clamped = [], 0
     for p in source.params:
-        q, rep = adapt_params(p.to("cpu"), tgt_dt, m.name)
+        q, rep = adapt_params(p.to("cpu"), tgt_dt, m)
         params.append(q.to(p.A_bar.device))
         clamped += rep["clamped"]
     return Deployment(source.model, params, float(tgt_dt), step, m.name, spikes, source.dt,
                       {"clamped_decays": clamped, "rho": rho, "max_spikes": step.max_spikes,
-                       "refractory_bins": step.refractory, "input": m.input})
+                       "refractory_bins": step.refractory, "spike_budget": step.budget,
+                       "decay": m.decay, "input": m.input})

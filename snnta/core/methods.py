@@ -1,23 +1,37 @@
 """Zero-shot adaptation methods: map a population's per-step parameters from ``dt_src`` to ``dt_tgt``.
 
-A method sees only the source per-step quantities (``A_bar``, ``B_bar``, reset, threshold) and the two bin
-widths, as a device at the edge would; it never looks at how training parametrized them.
+A method sees only the source per-step quantities (``A_bar``, ``B_bar``, reset, threshold, and which
+neuron model and discrete form they are in) and the two bin widths, as a device at the edge would.
 ``rho = dt_tgt / dt_src`` may be any positive real.
 
-=============  ======================================================  ====================  ==================
-name           transition and input gain at the target                 a bin's count is ...  drive per second
-=============  ======================================================  ====================  ==================
-``none``       unchanged                                               (as trained)          scales with 1/rho
-``tau``        decays ``alpha -> alpha^rho``; gain ``(1-alpha^rho)``   a level               scales with rho
-               per ``(1-alpha)``; couplings per step unchanged
-``integral``   ``A_T = A_S^rho``, ``B_T = Psi_T Psi_S^-1 B_S``         a level               scales with rho
-``euler``      ``A_T = I + rho (A_S - I)``, ``B_T = B_S``              impulses              preserved
-``expectation`` ``A_T = A_S^rho``, ``B_T = Psi_T Psi_S^-1 B_S / rho``  impulses (uniform)    preserved
-=============  ======================================================  ====================  ==================
+A method is two choices (``docs/theory.md``, section 3):
 
-``zoh`` is an alias of ``integral``.  Threshold and reset are jumps in state units and do not depend on
-``dt``: every method keeps them.  Recurrent spikes enter through ``B_bar`` like any input and follow the
-same rule.  Derivations and failure modes: ``docs/theory.md``.
+- the **decay** rule for ``A_bar``: ``exact`` ``A_T = A_S^rho``; ``euler`` ``A_T = I + rho (A_S - I)``;
+  ``bilinear`` (Tustin) ``A_T = C_T(C_S^-1(A_S))`` with ``C_dt(A) = (I - A dt/2)^-1 (I + A dt/2)``;
+  ``tau`` each time constant's per-bin decay recomputed in the neuron's usual discrete form
+  (``alpha -> alpha^rho``), everything else of that form unchanged;
+- the **reading** of a bin's count for ``B_bar``: ``level`` (a level held over the bin:
+  ``B_T = G_T G_S^-1 B_S``, with ``G`` the decay's input integral; for ``tau`` the form's own gain,
+  ``(1 - alpha) -> (1 - alpha^rho)``), ``impulse`` (each event a Dirac impulse at the bin edge:
+  ``B_T = B_S``), ``expectation`` (impulses at uniform random times: the level gain divided by ``rho``).
+
+==================  =========  ===========  =================================================
+name                decay      reading      notes
+==================  =========  ===========  =================================================
+``none``            (none)     (none)       source per-step parameters unchanged
+``tau``             tau        level        the reference: rescale time constants as users do
+``integral``/zoh    exact      level        exact for an input held constant over a bin
+``impulse``         exact      impulse      impulse invariance: exact for events at bin edges
+``euler``           euler      impulse      forward Euler, each event keeps its effect
+``expectation``     exact      expectation  exact expected effect of uniformly spread events
+``bilinear``        bilinear   level        Tustin's rule for a level input
+==================  =========  ===========  =================================================
+
+``custom`` with ``decay=`` and ``reading=`` reaches the other cells.  Threshold and reset are jumps in
+state units and do not depend on ``dt``: every method keeps them (``tau`` rebuilds the reset only where
+the neuron's usual form folds a decay into it, e.g. Bittar & Garner's adLIF).  Recurrent spikes enter
+through ``B_bar`` like any input and follow the same reading.  Derivations and failure modes:
+``docs/theory.md``.
 """
 
 from __future__ import annotations
@@ -25,78 +39,78 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Callable
+from fractions import Fraction
 
 import torch
 
 from snnta.core import ssm
 from snnta.core.units import check_dt
 from snnta.errors import AdaptationError, ConfigError
+from snnta.core.neurons import NEURONS
 from snnta.core.neurons.step import SpikeStep, StepParams
+
+#: decay rules of a method: the matrix rules of :mod:`snnta.core.ssm` and the per-time-constant ``tau``
+DECAYS = ssm.DECAYS + ("tau",)
+READINGS = ssm.READINGS
 
 
 @dataclass(frozen=True)
 class Method:
     name: str
-    input: str  # how a bin's count is read: "level", "impulses" or "as trained"
+    decay: str | None  # None: the parameters are kept (``none``)
+    reading: str | None
     summary: str
-    fn: Callable[[torch.Tensor, torch.Tensor, float, float], tuple[torch.Tensor, torch.Tensor]]
+
+    @property
+    def input(self) -> str:
+        """How a bin's count is read: ``level``, ``impulse``, ``expectation`` or ``as trained``."""
+        return self.reading or "as trained"
+
+    @property
+    def cell(self) -> tuple[str | None, str | None]:
+        return self.decay, self.reading
 
 
-def _none(A_bar, B_bar, dt_src, dt_tgt):
-    return A_bar.clone(), B_bar.clone()
-
-
-def _gain_ratio(alpha: torch.Tensor, rho: float) -> torch.Tensor:
-    """``(1 - alpha^rho) / (1 - alpha)``, with its limit ``rho`` at ``alpha = 1``."""
-    log_a = torch.log(alpha)
-    num, den = torch.expm1(rho * log_a), torch.expm1(log_a)
-    small = den.abs() < 1e-12
-    return torch.where(small, torch.full_like(alpha, rho), num / torch.where(small, torch.ones_like(den), den))
-
-
-def _tau(A_bar, B_bar, dt_src, dt_tgt):
-    rho = dt_tgt / dt_src
-    alpha = torch.diagonal(A_bar, dim1=-2, dim2=-1)
-    if bool((alpha <= 0).any()):
-        raise AdaptationError(f"tau: a decay factor is {alpha.min().item():.3g} <= 0; time-constant "
-                              "scaling needs decays in (0, 1]")
-    A_T = A_bar.clone()
-    torch.diagonal(A_T, dim1=-2, dim2=-1).copy_(alpha**rho)
-    return A_T, B_bar * _gain_ratio(alpha, rho)
-
-
-def _rule(rule: str):
-    def fn(A_bar, B_bar, dt_src, dt_tgt):
-        return ssm.rediscretize(A_bar, B_bar, dt_src, dt_tgt, rule)
-
-    return fn
-
-
-METHODS: dict[str, Method] = {
-    "none": Method("none", "as trained", "source per-step parameters used unchanged (lower bound)", _none),
-    "tau": Method("tau", "level", "reference: rescale time constants only (alpha -> alpha^rho)", _tau),
-    "integral": Method("integral", "level", "exact re-discretization, input held constant over a bin",
-                       _rule("zoh")),
-    "euler": Method("euler", "impulses", "forward-Euler re-discretization, each event an impulse",
-                    _rule("euler")),
-    "expectation": Method("expectation", "impulses",
-                          "exact decay, events at uniformly random times: expected effect per bin",
-                          _rule("expectation")),
-}
+METHODS: dict[str, Method] = {m.name: m for m in (
+    Method("none", None, None, "source per-step parameters used unchanged (lower bound)"),
+    Method("tau", "tau", "level", "reference: each time constant's decay recomputed in the neuron's usual form"),
+    Method("integral", "exact", "level", "exact re-discretization, input held constant over a bin"),
+    Method("impulse", "exact", "impulse", "exact decay, each event an impulse at the bin edge (impulse invariance)"),
+    Method("euler", "euler", "impulse", "forward-Euler re-discretization, each event an impulse"),
+    Method("expectation", "exact", "expectation", "exact decay, events at uniformly random times: expected effect"),
+    Method("bilinear", "bilinear", "level", "bilinear (Tustin) re-discretization, input held constant over a bin"),
+)}
 ALIASES = {"zoh": "integral"}
+CUSTOM = "custom"
 NAMES = tuple(METHODS) + tuple(ALIASES)
 
 
 def method_choices() -> str:
     """The method names for messages and help, in registry order: ``none, tau, integral (alias zoh), ...``."""
     aliases = {v: k for k, v in ALIASES.items()}
-    return ", ".join(f"{n} (alias {aliases[n]})" if n in aliases else n for n in METHODS)
+    names = [f"{n} (alias {aliases[n]})" if n in aliases else n for n in METHODS]
+    return ", ".join(names + [f"{CUSTOM} (with decay= and reading=)"])
 
 
-def get_method(name: str) -> Method:
+def get_method(name: str, decay: str | None = None, reading: str | None = None) -> Method:
+    """The method ``name``; ``custom`` builds the cell ``(decay, reading)`` (a named cell keeps its name)."""
+    if name == CUSTOM:
+        if decay not in DECAYS:
+            raise ConfigError(f"decay: method=custom needs decay= one of: {', '.join(DECAYS)}; got {decay!r}")
+        if reading not in READINGS:
+            raise ConfigError(f"reading: method=custom needs reading= one of: {', '.join(READINGS)}; got {reading!r}")
+        for m in METHODS.values():
+            if m.cell == (decay, reading):
+                return m
+        return Method(f"{decay}+{reading}", decay, reading, f"custom cell: {decay} decay, {reading} reading")
+    if decay is not None or reading is not None:
+        raise ConfigError(f"decay=/reading= go with method=custom; method={name} fixes them")
     key = ALIASES.get(name, name)
     if key not in METHODS:
+        # a custom cell's own name, e.g. 'euler+level', as written in metrics and checkpoints
+        d, _, r = name.partition("+")
+        if d in DECAYS and r in READINGS:
+            return get_method(CUSTOM, d, r)
         raise ConfigError(f"unknown method {name!r}; choose one of: {method_choices()}")
     return METHODS[key]
 
@@ -106,37 +120,82 @@ def check_ratio(dt_src: float | str, dt_tgt: float | str) -> float:
     return check_dt(dt_tgt, "tgt_dt") / check_dt(dt_src, "src_dt")
 
 
-def adapt_params(params: StepParams, dt_tgt: float, method: str) -> tuple[StepParams, dict]:
-    """Adapt one population's per-step parameters to ``dt_tgt`` with ``method``.
+def _exact_form(form: str | None) -> tuple[str, str] | None:
+    """The (decay, reading) cell that made per-step parameters of this form, where it is a matrix rule."""
+    return ssm.RULE_CELLS.get(form) if form else None
 
-    Returns the target parameters and a report ``{"clamped": n}``: the number of decays that fell
-    below 0 (possible with ``euler`` for ``rho > 1``: ``1 + rho (alpha - 1) < 0`` when
-    ``tau < rho dt_src``) and were clamped to 0, i.e. that neuron forgets all of its state each bin;
-    a warning says so.  An adapted transition with spectral radius above 1 (unstable) raises
+
+def _tau(params: StepParams, A_bar, B_bar, reset, rho: float, reading: str):
+    """The ``tau`` decay: time constants rescaled in the neuron's usual discrete form.
+
+    A population made by the zoh rule is in the form ``exp(A dt)``, ``Psi B``: recomputing its decays at
+    the target ``dt`` with nothing else changed is the exact re-discretization.  A population in its
+    ``native`` form is rescaled by its neuron model (:meth:`NeuronSpec.native_rescale`).
+    """
+    if params.form == "zoh":
+        A_T, B_T = ssm.rediscretize_cell(A_bar, B_bar, params.dt, params.dt * rho, "exact", "level")
+        reset_T = reset.clone()
+    elif params.form == "native" and params.kind in NEURONS:
+        A_T, B_T, reset_T = NEURONS[params.kind].native_rescale(A_bar, B_bar, reset, params.threshold.double(),
+                                                                   params.dt, rho)
+    else:
+        raise AdaptationError(f"tau rescales time constants in the neuron's usual discrete form; these per-step "
+                              f"parameters are in form {params.form!r} (neuron {params.kind!r}), which it cannot read")
+    if reading == "impulse":
+        B_T = B_bar.clone()
+    elif reading == "expectation":
+        B_T = B_T / rho
+    return A_T, B_T, reset_T
+
+
+def adapt_params(params: StepParams, dt_tgt: float, method: str | Method, decay: str | None = None,
+                 reading: str | None = None) -> tuple[StepParams, dict]:
+    """Adapt one population's per-step parameters to ``dt_tgt`` with ``method`` (or ``custom`` + a cell).
+
+    Returns the target parameters and a report ``{"clamped": n}``: with the ``euler`` decay going coarser
+    a diagonal entry ``1 + rho (a_ii - 1)`` of ``A_T`` is negative when ``rho > 1 / (1 - a_ii)``; each such
+    entry (one per state component, so an adLIF neuron can count twice) is clamped to 0, and a warning
+    says so.  An adapted transition with spectral radius above 1 (unstable) raises
     :class:`AdaptationError`.
     """
-    m = get_method(method)
+    m = method if isinstance(method, Method) else get_method(method, decay, reading)
     check_ratio(params.dt, dt_tgt)
     dt_tgt = check_dt(dt_tgt, "tgt_dt")
+    rho = dt_tgt / params.dt
     dtype = params.A_bar.dtype
     A64, B64 = params.A_bar.detach().double(), params.B_bar.detach().double()
-    A_T, B_T = m.fn(A64, B64, params.dt, float(dt_tgt))
-    diag = torch.diagonal(A_T, dim1=-2, dim2=-1)
-    negative = diag < 0
-    clamped = int(negative.sum())
-    if clamped:
-        diag.clamp_(min=0.0)
-        warnings.warn(f"{m.name}: {clamped} adapted decay(s) were negative at rho={dt_tgt / params.dt:.3g} "
-                      "and were clamped to 0", stacklevel=2)
-    rho = dt_tgt / params.dt
-    if not (torch.isfinite(A_T).all() and torch.isfinite(B_T).all()):
+    reset64 = params.reset.detach().double()
+    if m.decay is None:
+        A_T, B_T, reset_T = A64.clone(), B64.clone(), reset64
+    elif m.decay == "tau":
+        A_T, B_T, reset_T = _tau(params, A64, B64, reset64, rho, m.reading)
+    else:
+        A_T, B_T = ssm.rediscretize_cell(A64, B64, params.dt, float(dt_tgt), m.decay, m.reading)
+        reset_T = reset64
+    clamped = 0
+    if m.decay == "euler":
+        diag = torch.diagonal(A_T, dim1=-2, dim2=-1)
+        negative = diag < 0
+        clamped = int(negative.sum())
+        if clamped:
+            diag.clamp_(min=0.0)
+            warnings.warn(f"{m.name}: {clamped} adapted decay(s) were negative at rho={rho:.3g} "
+                          "and were clamped to 0", stacklevel=2)
+    if not (torch.isfinite(A_T).all() and torch.isfinite(B_T).all() and torch.isfinite(reset_T).all()):
         raise AdaptationError(f"{m.name}: adapted parameters are not finite at rho={rho:.3g}")
     radius = torch.linalg.eigvals(A_T).abs().amax(dim=-1)
     unstable = radius > 1 + 1e-9
     if bool(unstable.any()):
         raise AdaptationError(f"{m.name}: the adapted transition of {int(unstable.sum())} neuron(s) is unstable at "
                               f"rho={rho:.3g} (spectral radius up to {radius.max().item():.4g} > 1)")
-    out = params.with_(A_bar=A_T.to(dtype), B_bar=B_T.to(dtype), dt=float(dt_tgt))
+    if m.decay is None or (m.decay == "tau" and params.form == "native"):
+        form = params.form
+    elif m.decay == "tau":
+        form = "zoh"
+    else:
+        form = params.form if _exact_form(params.form) == m.cell else "adapted"
+    out = params.with_(A_bar=A_T.to(dtype), B_bar=B_T.to(dtype), reset=reset_T.to(params.reset.dtype),
+                       dt=float(dt_tgt), form=form)
     return out, {"clamped": clamped}
 
 
@@ -147,9 +206,14 @@ def spike_step(mode: str, rho: float) -> SpikeStep:
     """The spike step at the target for ``mode``.
 
     ``bin``: at most one spike per target bin, as trained (the unchanged step).
-    ``source``: the target spikes as much as the source could, i.e. at most one spike per source bin:
-    finer (``rho < 1``) a refractory period of ``round(1/rho) - 1`` target bins; coarser (``rho > 1``)
-    up to ``round(rho)`` spikes per target bin.
+    ``source``: the source's spike budget, at most one spike per source bin on average (``1/dt_S`` spikes per
+    second), for any real ``rho``: a token bucket that earns ``rho`` tokens per target bin, one token per
+    spike, capacity ``C = 1 + rho - 1/q`` where ``rho = p/q`` in lowest terms (``q <= 1000``; otherwise
+    ``C = 1 + rho``), and at most ``floor(C)`` spikes per bin.  ``C`` is the largest number of tokens a neuron
+    spiking at every chance ever holds, so such a neuron sustains exactly ``rho`` spikes per target bin;
+    after a silent stretch it may spike ``C`` times at once (bounded burst).  Where the bucket is
+    equivalent to a plain step it is returned as one: ``rho = k`` an integer: up to ``k`` graded spikes per
+    bin; ``rho = 1/m``: one spike per bin and a refractory period of ``m - 1`` bins.
     """
     if mode not in SPIKE_MODES:
         raise ConfigError(f"unknown spikes mode {mode!r}; choose one of: {', '.join(SPIKE_MODES)}")
@@ -157,6 +221,13 @@ def spike_step(mode: str, rho: float) -> SpikeStep:
         raise ConfigError(f"rho must be positive, got {rho!r}")
     if mode == "bin":
         return SpikeStep(1, 0)
-    if rho < 1:
-        return SpikeStep(1, max(int(round(1.0 / rho)) - 1, 0))
-    return SpikeStep(max(int(round(rho)), 1), 0)
+    frac = Fraction(rho).limit_denominator(1000)
+    if abs(float(frac) - rho) > 1e-9 * rho:
+        capacity = 1.0 + rho
+    else:
+        if frac.denominator == 1:
+            return SpikeStep(frac.numerator, 0)
+        if frac.numerator == 1:
+            return SpikeStep(1, frac.denominator - 1)
+        capacity = 1.0 + rho - 1.0 / frac.denominator
+    return SpikeStep(max(1, math.floor(capacity + 1e-9)), 0, float(rho), float(capacity))

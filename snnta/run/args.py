@@ -82,7 +82,7 @@ def dataset_options(cfg_dataset: dict) -> tuple[str, dict]:
 
 def model_config(cfg: dict, n_in: int, n_classes: int) -> ModelConfig:
     """The model of a ``train`` config (groups ``neuron`` and ``model``) for data of this shape."""
-    neuron = _durations(dict(cfg["neuron"]), ("tau_min", "tau_max", "tau_w_min", "tau_w_max"), "neuron")
+    neuron = _durations(dict(cfg["neuron"]), ("tau_min", "tau_max", "tau_w_min", "tau_w_max", "tau_s_min", "tau_s_max", "dt_ref"), "neuron")
     kind = neuron.pop("kind", None)
     if kind not in spiking_neurons():
         raise ConfigError(f"neuron.kind: unknown neuron {kind!r}; choose one of: {', '.join(spiking_neurons())}")
@@ -135,7 +135,9 @@ def _batch_size(cfg: dict) -> int:
 
 def adapt_args(cfg: dict) -> AdaptArgs:
     tgt_dt = parse_duration(cfg["tgt_dt"], "tgt_dt")
-    method = get_method(check_value(cfg["method"]["name"], str, "method")).name
+    method = get_method(check_value(cfg["method"]["name"], str, "method"),  # custom: the cell's own name
+                        check_value(cfg.get("decay"), str | None, "decay"),
+                        check_value(cfg.get("reading"), str | None, "reading")).name
     spikes = check_value(cfg["spikes"], str, "spikes")
     require(spikes in SPIKE_MODES, f"spikes: unknown mode {spikes!r}; choose one of: {', '.join(SPIKE_MODES)}")
     save = check_value(cfg["save_checkpoint"], bool, "save_checkpoint")

@@ -112,7 +112,7 @@ def adapt(params: StepParams, dt_tgt: float, method: str) -> StepParams:
 
 def test_method_names():
     """The method names of the issue are all registered (zoh as the alias of integral)."""
-    assert set(methods.NAMES) == {"none", "tau", "integral", "euler", "expectation", "zoh"}
+    assert set(methods.NAMES) == {"none", "tau", "integral", "impulse", "euler", "expectation", "bilinear", "zoh"}
     assert methods.get_method("zoh") is methods.get_method("integral")
 
 
@@ -156,7 +156,7 @@ def test_threshold_and_reset_are_kept(method):
     assert q.dt == 2 * DT_S and q.spiking == p.spiking
 
 
-@pytest.mark.parametrize("method", ["nope", "ZOH", "bilinear"])
+@pytest.mark.parametrize("method", ["nope", "ZOH", "tustin", "custom", "euler+nope"])
 def test_unknown_method_raises(method):
     """Unknown method names raise ConfigError."""
     p = make_spec("lif").step_params(DT_S)
@@ -383,17 +383,16 @@ def test_tau_lif_closed_form(rho):
 
 
 @pytest.mark.parametrize("rho", RHOS)
-def test_tau_adlif_decays_power_couplings_kept(rho):
-    """tau on adLIF: diagonal decays ``-> alpha^rho``, off-diagonal couplings unchanged, gains scaled by
-    ``(1 - alpha^rho) / (1 - alpha)`` per state."""
-    p = make_spec("adlif").step_params(DT_S)
-    A_S, B_S = p.A_bar.detach().numpy(), p.B_bar.detach().numpy()
-    q = adapt(p, rho * DT_S, "tau")
-    alpha = np.diagonal(A_S, axis1=-2, axis2=-1)
-    np.testing.assert_allclose(np.diagonal(q.A_bar.numpy(), axis1=-2, axis2=-1), alpha**rho, rtol=1e-13)
-    np.testing.assert_array_equal(q.A_bar[:, 0, 1].numpy(), A_S[:, 0, 1])
-    np.testing.assert_array_equal(q.A_bar[:, 1, 0].numpy(), A_S[:, 1, 0])
-    np.testing.assert_allclose(q.B_bar.numpy(), B_S * (1 - alpha**rho) / (1 - alpha), rtol=1e-10)
+def test_tau_on_zoh_form_adlif_is_the_exact_rediscretization(rho):
+    """tau on an adLIF made by the zoh rule: recomputing its decays at the target ``dt`` with nothing else
+    changed is ``exp(A dt_T)``, ``Psi(A, dt_T) B`` (scipy's expm and quadrature of the spec's ``A``, ``B``)."""
+    spec = make_spec("adlif")
+    A, B = continuous_AB(spec)
+    q = adapt(spec.step_params(DT_S), rho * DT_S, "tau")
+    for h in range(0, len(A), 5):
+        np.testing.assert_allclose(q.A_bar[h].numpy(), scipy.linalg.expm(A[h] * rho * DT_S), rtol=1e-9, atol=1e-12)
+        psi, _ = scipy.integrate.quad_vec(lambda s: scipy.linalg.expm(A[h] * s), 0.0, rho * DT_S, epsrel=1e-12)
+        np.testing.assert_allclose(q.B_bar[h].numpy(), psi @ B[h], rtol=1e-8, atol=1e-14)
 
 
 @pytest.mark.parametrize("rho", RHOS)
@@ -417,7 +416,8 @@ def test_none_leaves_params_unchanged(kind, rho):
     (2.0, SpikeStep(2, 0)), (4.0, SpikeStep(4, 0)), (3.0, SpikeStep(3, 0)),
 ])
 def test_spike_step_source(rho, expected):
-    """``source``: at most one spike per source bin (refractory round(1/rho)-1, or round(rho) spikes per bin)."""
+    """``source`` at integer ``rho`` or ``1/rho``: the bucket reduces to a plain step (refractory ``1/rho - 1``
+    bins, or ``rho`` graded spikes per bin); other ratios are tested in ``test_method_grid.py``."""
     assert spike_step("source", rho) == expected
 
 

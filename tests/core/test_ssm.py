@@ -257,14 +257,19 @@ def test_integral_method_applies_the_zoh_rule():
     _, _, At, Bt = _two_by_two("adlif_complex")
     A_S, B_S = ssm.discretize(At, Bt, DT, "zoh")
     A_zoh, B_zoh = ssm.rediscretize(A_S, B_S, DT, 2 * DT, "zoh")
+    from snnta.core.methods import adapt_params
+    from snnta.core.neurons import StepParams
+
+    p = StepParams(A_S[None], B_S[None], torch.zeros(1, 2, dtype=A_S.dtype), torch.ones(1, dtype=A_S.dtype), DT)
     for name in ("integral", "zoh"):
-        A_m, B_m = get_method(name).fn(A_S, B_S, DT, 2 * DT)
-        assert torch.equal(A_m, A_zoh) and torch.equal(B_m, B_zoh)
+        assert get_method(name).cell == ("exact", "level")
+        q, _ = adapt_params(p, 2 * DT, name)
+        assert torch.equal(q.A_bar[0], A_zoh) and torch.equal(q.B_bar[0], B_zoh)
     with pytest.raises(ConfigError, match="unknown discretization rule 'integral'"):
         ssm.canonical_rule("integral")
 
 
-@pytest.mark.parametrize("method", ["foh", "ZOH", "", "exact", "bilinear"])
+@pytest.mark.parametrize("method", ["foh", "ZOH", "", "exact", "tustin"])
 def test_discretize_unknown_method_raises_config_error(method):
     """An unknown rule name raises ConfigError."""
     _, _, At, Bt = _two_by_two("adlif_real")

@@ -5,7 +5,9 @@ One bin ``k`` of a population with per-step parameters ``p`` (:class:`~snnta.cor
     x[k] = A_bar (x[k-1] + reset * s[k-1]) + B_bar * (I[k] + W_rec s[k-1])
     s[k] = clamp(floor(u[k] / threshold), 0, K)     (u = x[..., 0]; K = 1 in training: a Heaviside)
 
-and no spike for ``r`` bins after one (refractory ``r``, 0 in training).  Spikes use a fast-sigmoid
+and no spike for ``r`` bins after one (refractory ``r``, 0 in training).  With a spike budget
+(``SpikeStep.budget = g > 0``) each neuron holds a token bucket: ``tokens += g`` per bin (capped at
+``capacity``), ``s[k] = min(s[k], floor(tokens))``, ``tokens -= s[k]``.  Spikes use a fast-sigmoid
 surrogate gradient; the reset path is detached (Zenke & Vogels 2021).
 """
 
@@ -58,6 +60,8 @@ def run_population_reference(drive: torch.Tensor, p: StepParams, w_rec: torch.Te
     x = drive.new_zeros(batch, H, n)
     s = drive.new_zeros(batch, H)
     refractory = drive.new_zeros(batch, H) if step.refractory > 0 else None
+    bucket = step.budget > 0
+    tokens = torch.full((batch, H), float(step.capacity), dtype=torch.float64, device=drive.device) if bucket else None
     reset = p.reset.to(drive.dtype)
     outputs = []
     for I_t in drive.unbind(0):
@@ -71,6 +75,11 @@ def run_population_reference(drive: torch.Tensor, p: StepParams, w_rec: torch.Te
             outputs.append(u)
             continue
         s = spike_counts(u, p.threshold, step.max_spikes, slope)
+        if bucket:
+            tokens = (tokens + step.budget).clamp_(max=step.capacity)
+            allowed = torch.floor(tokens + 1e-9)
+            s = torch.minimum(s, allowed.to(s.dtype)) if step.max_spikes > 1 else s * (allowed >= 1)
+            tokens = tokens - s.detach().to(torch.float64)
         if refractory is not None:
             s = s * (refractory <= 0)
             refractory = torch.where(s > 0, torch.full_like(refractory, step.refractory), (refractory - 1).clamp_(min=0))

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from snnta.errors import ConfigError
-from snnta.core.neurons.adlif import AdLIF
+from snnta.core.neurons.adlif import AdLIF, SEAdLIF
+from snnta.core.neurons.cuba import CuBaLIF
+from snnta.core.neurons.resonate import BRF, RF
 from snnta.core.neurons.base import NeuronSpec
 from snnta.core.neurons.step import SpikeStep, StepParams
 from snnta.core.neurons.lif import LI, LIF
 
-NEURONS = {"lif": LIF, "adlif": AdLIF, "li": LI}
+NEURONS = {"lif": LIF, "adlif": AdLIF, "se_adlif": SEAdLIF, "cuba_lif": CuBaLIF, "rf": RF, "brf": BRF, "li": LI}
 
 
 def spiking_neurons() -> tuple[str, ...]:
@@ -17,10 +19,10 @@ def spiking_neurons() -> tuple[str, ...]:
 
 
 def build_neuron(kind: str, size: int, **kwargs) -> NeuronSpec:
-    """Build a neuron population by name (``lif``, ``adlif``, ``li``)."""
+    """Build a neuron population by name (a key of :data:`NEURONS`)."""
     if kind not in NEURONS:
         raise ConfigError(f"unknown neuron {kind!r}; choose one of: {', '.join(NEURONS)}")
     return NEURONS[kind](size, **kwargs)
 
 
-__all__ = ["NeuronSpec", "StepParams", "SpikeStep", "LIF", "LI", "AdLIF", "NEURONS", "build_neuron", "spiking_neurons"]
+__all__ = ["NeuronSpec", "StepParams", "SpikeStep", "LIF", "LI", "AdLIF", "SEAdLIF", "CuBaLIF", "RF", "BRF", "NEURONS", "build_neuron", "spiking_neurons"]

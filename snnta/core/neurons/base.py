@@ -52,8 +52,36 @@ class NeuronSpec(nn.Module):
         """Constructor arguments, stored in checkpoints to rebuild the spec."""
         return {"kind": self.kind, "size": self.size}
 
+    def native(self, dt: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(A_bar, B_bar, reset)`` of the neuron's usual discrete form at ``dt`` (the form its users train).
+
+        The default is the zoh rule: ``exp(A dt)``, ``Psi(A, dt) B``, the reset unchanged.
+        """
+        A_bar, B_bar = ssm.discretize(self.A(), self.B(), dt, "zoh")
+        return A_bar, B_bar, self.reset()
+
+    @staticmethod
+    def native_rescale(A_bar: torch.Tensor, B_bar: torch.Tensor, reset: torch.Tensor, threshold: torch.Tensor,
+                       dt_src: float, rho: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The reference method ``tau`` on per-step parameters in this neuron's usual form (float64).
+
+        Reads the form's per-bin decays and other parameters, recomputes each decay for a bin ``rho``
+        times as wide (``alpha -> alpha^rho``), keeps everything else of the form, and rebuilds
+        ``(A_bar, B_bar, reset)``.  For the zoh form this is the exact re-discretization.
+        """
+        A_T, B_T = ssm.rediscretize_cell(A_bar, B_bar, dt_src, dt_src * rho, "exact", "level")
+        return A_T, B_T, reset.clone()
+
     def step_params(self, dt: float, rule: str = "zoh") -> StepParams:
-        """Per-step quantities at bin width ``dt`` (differentiable w.r.t. the continuous parameters)."""
-        A_bar, B_bar = ssm.discretize(self.A(), self.B(), dt, rule)
-        return StepParams(A_bar=A_bar, B_bar=B_bar, reset=self.reset(), threshold=self.threshold(),
-                          dt=float(dt), spiking=self.spiking)
+        """Per-step quantities at bin width ``dt`` (differentiable w.r.t. the continuous parameters).
+
+        ``rule`` is a rule of :mod:`snnta.core.ssm` or ``native`` (the neuron's usual discrete form,
+        :meth:`native`).
+        """
+        if rule == "native":
+            A_bar, B_bar, reset = self.native(dt)
+        else:
+            A_bar, B_bar = ssm.discretize(self.A(), self.B(), dt, rule)
+            reset = self.reset()
+        return StepParams(A_bar=A_bar, B_bar=B_bar, reset=reset, threshold=self.threshold(),
+                          dt=float(dt), spiking=self.spiking, kind=self.kind, form=rule)

@@ -20,6 +20,14 @@ def _log_uniform(size: int, low: float, high: float, generator: torch.Generator 
     return (math.log(low) + r * (math.log(high) - math.log(low))).float()
 
 
+def gain_ratio(alpha: torch.Tensor, rho: float) -> torch.Tensor:
+    """``(1 - alpha^rho) / (1 - alpha)``, with its limit ``rho`` at ``alpha = 1``."""
+    log_a = torch.log(alpha)
+    num, den = torch.expm1(rho * log_a), torch.expm1(log_a)
+    small = den.abs() < 1e-12
+    return torch.where(small, torch.full_like(alpha, rho), num / torch.where(small, torch.ones_like(den), den))
+
+
 class LIF(NeuronSpec):
     """LIF population with trainable membrane time constants ``tau`` (seconds, log-parametrized)."""
 
@@ -45,6 +53,17 @@ class LIF(NeuronSpec):
 
     def threshold(self) -> torch.Tensor:
         return self.theta
+
+    @staticmethod
+    def native_rescale(A_bar, B_bar, reset, threshold, dt_src, rho):
+        """``tau`` in the usual form ``u[k] = alpha u[k-1] + (1-alpha) i[k]``: ``alpha -> alpha^rho``,
+        ``(1-alpha) -> (1-alpha^rho)`` (the usual form is the zoh rule, so this is exact re-discretization)."""
+        alpha = A_bar[..., 0, 0]
+        if bool((alpha <= 0).any()):
+            from snnta.errors import AdaptationError
+            raise AdaptationError(f"tau: a decay factor is {alpha.min().item():.3g} <= 0; time-constant "
+                                  "scaling needs decays in (0, 1]")
+        return (alpha**rho)[..., None, None], B_bar * gain_ratio(alpha, rho)[..., None], reset.clone()
 
     def reset(self) -> torch.Tensor:
         return (-self.theta).view(-1, 1) if self.spiking else torch.zeros_like(self.theta).view(-1, 1)

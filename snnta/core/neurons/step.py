@@ -25,6 +25,11 @@ class StepParams:
     threshold: torch.Tensor  # [H]
     dt: float
     spiking: bool = True
+    #: the neuron model (``lif``, ``adlif``, ...), for methods that read the neuron's usual discrete form
+    kind: str | None = None
+    #: how the per-step quantities were made: a rule of :mod:`snnta.core.ssm` (``zoh``, ...), ``native``
+    #: (the neuron's usual discrete form), ``adapted`` (by a method), or ``None`` (unknown)
+    form: str | None = None
 
     def with_(self, **changes) -> "StepParams":
         return replace(self, **changes)
@@ -42,7 +47,8 @@ class StepParams:
 
     def to_dict(self) -> dict:
         return {"A_bar": self.A_bar, "B_bar": self.B_bar, "reset": self.reset,
-                "threshold": self.threshold, "dt": self.dt, "spiking": self.spiking}
+                "threshold": self.threshold, "dt": self.dt, "spiking": self.spiking, "kind": self.kind,
+                "form": self.form}
 
     @classmethod
     def from_dict(cls, d: dict) -> "StepParams":
@@ -51,11 +57,19 @@ class StepParams:
 
 @dataclass(frozen=True)
 class SpikeStep:
-    """How many spikes a neuron may emit per bin and for how many bins it stays silent after one.
+    """How many spikes a neuron may emit per bin, and its spike budget.
 
     ``max_spikes = K``: ``s = clamp(floor(u / threshold), 0, K)`` (graded spikes, reset per spike);
-    ``refractory = r``: after a spike the next ``r`` bins cannot spike.  Training uses ``(1, 0)``.
+    ``refractory = r``: after a spike the next ``r`` bins cannot spike.  ``budget = g > 0`` adds a token
+    bucket per neuron: it starts full at ``capacity`` tokens, earns ``g`` tokens per bin (never above
+    ``capacity``), and a bin's spikes may not exceed its whole tokens, each spike spending one::
+
+        tokens[k] = min(tokens[k-1] + g, capacity);  s[k] = min(s[k], floor(tokens[k]));  tokens[k] -= s[k]
+
+    so over any ``N`` bins a neuron spikes at most ``g N + capacity`` times.  Training uses ``(1, 0)``.
     """
 
     max_spikes: int = 1
     refractory: int = 0
+    budget: float = 0.0
+    capacity: float = 0.0
