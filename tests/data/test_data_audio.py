@@ -160,7 +160,7 @@ def _write_mswc(root: Path, lang: str, words: list[str], per_set: int = 3) -> No
                 audio, sr = speech.say(word, f"{lang}+m{i + 1}", 150 + 10 * i, 50)
                 spoken_keywords.write_opus(root / lang / "clips" / link, audio, sr)
                 rows.append([s, link, word, "True", f"spk{i}", "MALE"])
-    rows.append(["TRAIN", f"{words[0]}/invalid.opus", words[0], "False", "NA", "NAN"])  # skipped: not valid
+    rows.append(["TRAIN", f"{words[0]}/invalid.opus", words[0], "False", "NA", "NAN"])  # no file: skip_invalid
     with open(root / lang / f"{lang}_splits.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["SET", "LINK", "WORD", "VALID", "SPEAKER", "GENDER"])
@@ -171,7 +171,7 @@ def test_mswc_loader_on_tiny_folder(tmp_path):
     _write_mswc(tmp_path / "mswc", "en", ["yes", "no"])
     _write_mswc(tmp_path / "mswc", "de", ["ja"])
     opts = dict(root=str(tmp_path / "mswc"), cache_dir=str(tmp_path / "cache"), words={"en": ["yes", "no"], "de": ["ja"]},
-                duration="1s", workers=1, progress=False)
+                duration="1s", workers=1, progress=False, skip_invalid=True)
     train, test = mswc.load(**opts)
     assert train.class_names == ["en/yes", "en/no", "de/ja"]
     assert len(train) == 9 and len(test) == 9 and train.n_channels == 700
@@ -196,7 +196,7 @@ def test_mswc_errors_are_one_line(tmp_path):
         mswc.load(root=str(tmp_path), words={"en": ["yes", "maybe"]}, progress=False)
     next((tmp_path / "en" / "clips" / "yes").glob("*TEST*.opus")).unlink()
     with pytest.raises(DataError, match="missing") as e:
-        mswc.load(root=str(tmp_path), words={"en": ["yes"]}, progress=False)
+        mswc.load(root=str(tmp_path), words={"en": ["yes"]}, progress=False, skip_invalid=True)
     assert ".opus" in str(e.value) and "\n" not in str(e.value)
 
 

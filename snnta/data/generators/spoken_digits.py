@@ -9,6 +9,12 @@ speakers are held out for the test split.  The audio goes through a cochlear fro
 (``SHD/shd_train.h5``, ``SHD/shd_test.h5``) and read back by :func:`snnta.data.readers.shd.load_files`, the code
 path of ``dataset=shd``.
 
+``onset`` (default ``[0, 0]``: none) places each utterance later in its recording, after a silence drawn
+uniformly from ``[onset[0], onset[1]]`` seconds (from ``(seed, 5)``, apart from the plan's draws): with
+``duration`` of about 1.5 s this gives files whose spikes run past 1 s, as real SHD samples do (up to about
+1.4 s).  At the default the configuration, its cache key and every file are those of the versions
+without the option.
+
 The files are built on first use under ``cache_dir/spoken_digits-<key>`` (``key`` hashes the
 configuration), with a progress bar, deterministic in ``seed`` (each utterance's random numbers come from
 ``(seed, utterance index)``, so the worker count does not matter), and reused afterwards; see
@@ -49,10 +55,17 @@ class SpokenDigitsConfig:
     n_channels: int = 700
     frontend_options: dict = field(default_factory=dict)
     seed: int = 0
+    onset: tuple = (0.0, 0.0)  # seconds of silence before each utterance, drawn uniformly in this range
 
     def to_dict(self) -> dict:
+        """The configuration as saved and hashed; ``onset`` only when not ``(0, 0)``, so that builds made
+        before the option existed keep their keys."""
         d = asdict(self)
         d["rate_wpm"], d["pitch"] = list(self.rate_wpm), list(self.pitch)
+        if tuple(self.onset) == (0.0, 0.0):
+            del d["onset"]
+        else:
+            d["onset"] = [float(x) for x in self.onset]
         return d
 
 
@@ -79,9 +92,23 @@ def plan(cfg: SpokenDigitsConfig) -> list[dict]:
     return items
 
 
+def onsets(cfg: SpokenDigitsConfig, n: int) -> np.ndarray:
+    """Silence before each of ``n`` utterances, seconds: ``u ~ U[onset[0], onset[1]]`` from ``(seed, 5)``
+    (a stream of its own, so the plan's draws are the same with or without it); zeros at the default."""
+    lo, hi = (float(x) for x in cfg.onset)
+    if hi <= 0:
+        return np.zeros(n)
+    return np.random.default_rng([cfg.seed, 5]).uniform(lo, hi, n)
+
+
 def speak(item: dict) -> tuple[np.ndarray, int]:
-    """Audio ``(float32 samples, sample rate Hz)`` of one planned utterance."""
-    return speech.say(item["text"], item["voice"], item["rate"], item["pitch"])
+    """Audio ``(float32 samples, sample rate Hz)`` of one planned utterance, after ``item["onset"]`` seconds
+    of silence when the item has one."""
+    audio, sr = speech.say(item["text"], item["voice"], item["rate"], item["pitch"])
+    lead = int(round(item.get("onset", 0.0) * sr))
+    if lead > 0:
+        audio = np.concatenate([np.zeros(lead, dtype=audio.dtype), audio])
+    return audio, sr
 
 
 def write_shd_h5(path: Path, spikes: list[tuple[np.ndarray, np.ndarray]], labels, speakers, keys: list[str],
@@ -111,6 +138,8 @@ def build(cfg: SpokenDigitsConfig, folder: Path, workers: int = 2, progress: boo
     key = cache.config_key(cfg.to_dict())
     cache.invalidate(folder)
     items = plan(cfg)
+    if tuple(cfg.onset) != (0.0, 0.0):
+        items = [dict(it, onset=float(o)) for it, o in zip(items, onsets(cfg, len(items)))]
     spikes = cochlea.convert_many(speak, items, cfg.frontend, cfg.n_channels, cfg.frontend_options, cfg.seed,
                                   cfg.duration, workers, "spoken_digits", progress)
     keys = ENGLISH_WORDS + GERMAN_WORDS
@@ -139,6 +168,16 @@ def _range(value, name: str) -> tuple:
     return tuple(int(v) for v in value)
 
 
+def _onset(value, duration: float) -> tuple:
+    """``[low, high]`` silence before each utterance (durations such as ``0.5s`` or seconds), checked."""
+    if not (isinstance(value, (list, tuple)) and len(value) == 2):
+        raise ConfigError(f"dataset.onset must be a [low, high] pair of durations such as [0.5s, 0.9s], got {value!r}")
+    lo, hi = (parse_duration(v, "dataset.onset") if isinstance(v, str) else float(v) for v in value)
+    if not 0 <= lo <= hi < duration:
+        raise ConfigError(f"dataset.onset must satisfy 0 <= low <= high < duration ({duration} s), got {value!r}")
+    return (float(lo), float(hi))
+
+
 def load(cache_dir: str = "data/spoken_digits", workers: int = 2, progress: bool = True,
          **options) -> tuple[EventDataset, EventDataset]:
     """``dataset=spoken_digits``: options are :class:`SpokenDigitsConfig` fields (``duration`` with a
@@ -150,10 +189,12 @@ def load(cache_dir: str = "data/spoken_digits", workers: int = 2, progress: bool
     for k in ("rate_wpm", "pitch"):
         if k in options:
             options[k] = _range(options[k], k)
+    if "onset" in options:
+        options["onset"] = _onset(options["onset"], options.get("duration", SpokenDigitsConfig.duration))
     options["frontend_options"] = dict(options.get("frontend_options") or {})
     cfg = SpokenDigitsConfig(**options)
     cochlea.make_frontend(cfg.frontend, cfg.n_channels, **cfg.frontend_options)  # validate before building
     folder = ensure_built(cfg, cache_dir, int(workers), bool(progress))
     train, test = shd.load_files(folder, download=False, duration=cfg.duration, name="spoken_digits",
-                                 n_channels=cfg.n_channels)
+                                 n_channels=cfg.n_channels, progress=bool(progress))
     return train, test

@@ -8,6 +8,13 @@ are held out: ``test_fraction`` of them form ``TEST``, one more forms ``DEV`` (w
 it skips the real corpus's ``DEV``), the rest ``TRAIN``.  :func:`snnta.data.readers.mswc.load_config` then
 decodes, converts to spikes and caches, exactly as for the real corpus.
 
+Two options write the other real layouts the ``mswc`` loader reads (both default to the release's, and at
+their defaults the plan, the cache keys and every file are those of the versions without them):
+``layout: neurobench`` writes NeuroBench's split files instead of ``<lang>_splits.csv``: ``base_train.csv``
+(``TRAIN``), ``base_val.csv`` (``DEV``) and ``base_test.csv`` (``TEST``) with the header ``LINK,WORD,LANGUAGE``;
+``audio_format: wav`` writes each clip as 16 kHz 16-bit WAV under the ``.wav`` name of its ``.opus`` link, as
+MSWC's WAV release does (the split files still say ``.opus``).
+
 Both stages are built on first use under ``cache_dir`` (audio in ``spoken_keywords-<key>/audio``, spikes in
 ``spoken_keywords-<key>/events``), deterministic in ``seed``, validated by manifest and reused afterwards.
 """
@@ -41,6 +48,9 @@ KEYWORDS = {
 ACCENTS = {"en": ["en-us", "en", "en-gb-scotland", "en-029"], "de": ["de"], "fr": ["fr", "fr-be", "fr-ch"],
            "es": ["es", "es-419"]}
 OPUS_RATE = 48000  # Hz, as in the MSWC release
+WAV_RATE = 16000  # Hz, MSWC's WAV release
+LAYOUTS = ("release", "neurobench")
+AUDIO_FORMATS = ("opus", "wav")
 
 
 @dataclass(frozen=True)
@@ -56,11 +66,19 @@ class SpokenKeywordsConfig:
     n_channels: int = 700
     frontend_options: dict = field(default_factory=dict)
     seed: int = 0
+    layout: str = "release"  # release (<lang>_splits.csv) | neurobench (base_{train,val,test}.csv)
+    audio_format: str = "opus"  # opus (48 kHz Ogg/Opus) | wav (16 kHz WAV under the .wav name)
 
     def audio_dict(self) -> dict:
-        """The fields that decide the audio files."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()
-                if k in ("languages", "n_voices", "repeats", "test_fraction", "rate_wpm", "pitch", "seed")}
+        """The fields that decide the audio files; ``layout`` and ``audio_format`` only when not at their
+        defaults, so that folders built before these options existed keep their keys."""
+        d = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()
+             if k in ("languages", "n_voices", "repeats", "test_fraction", "rate_wpm", "pitch", "seed")}
+        if self.layout != "release":
+            d["layout"] = self.layout
+        if self.audio_format != "opus":
+            d["audio_format"] = self.audio_format
+        return d
 
 
 def plan(cfg: SpokenKeywordsConfig) -> list[dict]:
@@ -96,6 +114,37 @@ def write_opus(path: Path, audio: np.ndarray, sr: int) -> None:
         soundfile.write(tmp, np.clip(x, -1, 1), OPUS_RATE, format="OGG", subtype="OPUS")
 
 
+def write_wav(path: Path, audio: np.ndarray, sr: int) -> None:
+    """Write mono ``audio`` (float, ``sr`` Hz) as 16 kHz 16-bit PCM WAV, atomically."""
+    import soundfile
+
+    x = cochlea.resample(audio, sr, WAV_RATE).astype(np.float32)
+    with cache.atomic_output(path) as tmp:
+        soundfile.write(tmp, np.clip(x, -1, 1), WAV_RATE, format="WAV", subtype="PCM_16")
+
+
+def _csv_text(header: list[str], rows: list[list[str]]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def split_files(cfg: SpokenKeywordsConfig, items: list[dict]) -> dict[str, str]:
+    """``{relative path: text}`` of the split files of ``cfg.layout``: per language ``<lang>/<lang>_splits.csv``
+    (``SET,LINK,WORD,VALID,SPEAKER,GENDER``), or NeuroBench's ``base_{train,val,test}.csv``
+    (``LINK,WORD,LANGUAGE``; ``TRAIN``/``DEV``/``TEST`` rows)."""
+    if cfg.layout == "neurobench":
+        return {f"base_{name}.csv": _csv_text(["LINK", "WORD", "LANGUAGE"],
+                                              [[it["link"], it["word"], it["lang"]] for it in items if it["set"] == s])
+                for name, s in (("train", "TRAIN"), ("val", "DEV"), ("test", "TEST"))}
+    return {f"{lang}/{lang}_splits.csv": _csv_text(["SET", "LINK", "WORD", "VALID", "SPEAKER", "GENDER"],
+                                                   [[it["set"], it["link"], it["word"], "True", it["speaker"], "NAN"]
+                                                    for it in items if it["lang"] == lang])
+            for lang in cfg.languages}
+
+
 def build_audio(cfg: SpokenKeywordsConfig, folder: Path, progress: bool = True) -> None:
     """Write the MSWC-layout audio folder for ``cfg`` and its manifest."""
     from tqdm import tqdm
@@ -107,17 +156,14 @@ def build_audio(cfg: SpokenKeywordsConfig, folder: Path, progress: bool = True) 
     for it in tqdm(items, desc="writing spoken_keywords audio", unit="clip", disable=not progress, file=sys.stderr):
         audio, sr = speech.say(it["word"], it["voice"], it["rate"], it["pitch"])
         rel = f"{it['lang']}/clips/{it['link']}"
-        write_opus(folder / rel, audio, sr)
+        if cfg.audio_format == "wav":
+            rel = str(Path(rel).with_suffix(".wav"))
+            write_wav(folder / rel, audio, sr)
+        else:
+            write_opus(folder / rel, audio, sr)
         files.append(rel)
-    for lang in cfg.languages:
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["SET", "LINK", "WORD", "VALID", "SPEAKER", "GENDER"])
-        for it in items:
-            if it["lang"] == lang:
-                w.writerow([it["set"], it["link"], it["word"], "True", it["speaker"], "NAN"])
-        rel = f"{lang}/{lang}_splits.csv"
-        write_text(folder / rel, buf.getvalue())
+    for rel, text in split_files(cfg, items).items():
+        write_text(folder / rel, text)
         files.append(rel)
     cache.commit(folder, key, files, cfg.audio_dict(), n_clips=len(items))
 
@@ -139,6 +185,9 @@ def load(cache_dir: str = "data/spoken_keywords", workers: int = 2, progress: bo
     for k in ("rate_wpm", "pitch", "languages"):
         if k in options:
             options[k] = tuple(options[k])
+    for k, allowed in (("layout", LAYOUTS), ("audio_format", AUDIO_FORMATS)):
+        if k in options and options[k] not in allowed:
+            raise ConfigError(f"dataset.{k}: must be one of {', '.join(allowed)}, got {options[k]!r}")
     bad = [lang for lang in options.get("languages", ()) if lang not in KEYWORDS]
     if bad:
         raise ConfigError(f"dataset.languages: no keywords for {', '.join(bad)}; choose from {', '.join(KEYWORDS)}")
@@ -148,6 +197,6 @@ def load(cache_dir: str = "data/spoken_keywords", workers: int = 2, progress: bo
     ensure_audio(cfg, root / "audio", bool(progress))
     mcfg = mswc.MswcConfig(words={lang: list(KEYWORDS[lang]) for lang in cfg.languages}, duration=cfg.duration,
                            frontend=cfg.frontend, n_channels=cfg.n_channels,
-                           frontend_options=cfg.frontend_options, seed=cfg.seed)
+                           frontend_options=cfg.frontend_options, seed=cfg.seed, layout=cfg.layout)
     return mswc.load_config(mcfg, root / "audio", root / "events", int(workers), bool(progress),
                             name="spoken_keywords")

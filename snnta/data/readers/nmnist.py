@@ -5,12 +5,13 @@ Files live where ``tonic.datasets.NMNIST(save_to=root)`` puts them::
     <root>/NMNIST/Train/<digit>/<id>.bin     60,000 recordings (label = digit folder)
     <root>/NMNIST/Test/<digit>/<id>.bin      10,000 recordings
 
-each in NMNIST's 40-bit binary event format (:mod:`snnta.data.readers.nmnist_format`).  When files are missing and
-``download`` is true, tonic downloads and unpacks ``train.zip`` / ``test.zip`` there (md5-checked); offline,
-or with ``download=false``, a one-line :class:`DataError` names the missing folders, where they are expected
-and how to get them.  tonic itself skips its download only when the archive file *and* at least 10,000
-``.bin`` files are present, so snnta checks the extracted files itself and calls tonic only when they are
-missing.
+each in NMNIST's 40-bit binary event format (:mod:`snnta.data.readers.nmnist_format`).  A split whose files
+are missing but whose archive (``train.zip`` / ``test.zip``, where tonic saves it: ``<root>/NMNIST``, or
+``<root>``) is present is extracted from it, without any download.  When files are still missing and
+``download`` is true, tonic downloads and unpacks the missing split only (md5-checked); offline, or with
+``download=false``, a one-line :class:`DataError` names the missing folders, where they are expected and how
+to get them.  tonic itself skips its download only when the archive file *and* at least 10,000 ``.bin``
+files are present, so snnta checks the extracted files itself and calls tonic only when they are missing.
 
 Channels (``n_channels = 2 * 34 * 34 = 2312``)::
 
@@ -28,6 +29,11 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import shutil
+import sys
+import tempfile
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -79,34 +85,90 @@ def missing_parts(base: Path) -> list[str]:
     return out
 
 
-def _download(root: Path) -> str | None:
-    """Let tonic download and unpack both splits into ``root``; return ``None`` or why it failed."""
+def _download(root: Path, splits: list[str]) -> str | None:
+    """Let tonic download and unpack the given splits into ``root``; return ``None`` or why it failed."""
     try:
         import tonic
     except ImportError:
         return "tonic is not installed (pip install 'snnta[datasets]')"
-    for train in (True, False):
+    for split in splits:
         try:
-            tonic.datasets.NMNIST(save_to=str(root), train=train)
+            tonic.datasets.NMNIST(save_to=str(root), train=split == "train")
         except Exception as e:  # network errors come in many types (URLError, OSError, RuntimeError, ...)
             return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'no detail'}"
     return None
 
 
-def ensure_files(root: Path, download: bool, dataset: str = "nmnist") -> Path:
-    """Return ``<root>/NMNIST`` once both splits have files; download with tonic if allowed, else raise."""
+def missing_splits(base: Path) -> list[str]:
+    """Splits (``train``/``test``) with at least one digit folder holding no ``.bin`` file."""
+    return [s for s, folder in SPLIT_FOLDERS.items()
+            if any(not any((base / folder / str(d)).glob("*.bin")) for d in range(N_CLASSES))]
+
+
+def extract_archive(archive: Path, base: Path, split: str) -> None:
+    """Unpack ``archive`` (``train.zip``/``test.zip``, whose top folder is ``Train``/``Test``) into ``base``.
+
+    It is extracted into a temporary folder beside, then each digit folder that has no ``.bin`` file in
+    ``base`` is moved into place, so an interrupted extraction leaves no half-filled digit folder.  Raises
+    :class:`DataError` naming the archive when it is truncated or corrupt or lacks the split's folder.
+    """
+    folder = SPLIT_FOLDERS[split]
+    base.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".extract-{split}-", dir=base))
+    try:
+        try:
+            with zipfile.ZipFile(archive) as z:
+                z.extractall(tmp)
+        except (OSError, EOFError, zlib.error, zipfile.BadZipFile) as e:
+            raise DataError(f"{archive}: cannot extract (truncated or corrupt: "
+                            f"{str(e).splitlines()[0] if str(e) else type(e).__name__}); delete it and download "
+                            f"it again from {SOURCE}") from e
+        src = next((p for p in (tmp / folder, *tmp.glob(f"*/{folder}")) if p.is_dir()), None)
+        if src is None:
+            raise DataError(f"{archive}: holds no {folder}/<digit>/*.bin folders; expected N-MNIST's {ARCHIVES[split]}")
+        for d in range(N_CLASSES):
+            target = base / folder / str(d)
+            if (src / str(d)).is_dir() and not any(target.glob("*.bin")):
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if target.exists():
+                    shutil.rmtree(target)
+                os.replace(src / str(d), target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def extract_present_archives(root: Path, progress: bool = True) -> list[str]:
+    """Extract the archive of every split whose files are missing, when that archive lies in
+    ``<root>/NMNIST`` or ``<root>``; returns the splits extracted."""
     base = Path(root) / FOLDER
+    done = []
+    for split in missing_splits(base):
+        archive = next((d / ARCHIVES[split] for d in (base, Path(root)) if (d / ARCHIVES[split]).is_file()), None)
+        if archive is not None:
+            if progress:
+                print(f"dataset nmnist: extracting {archive}", file=sys.stderr)
+            extract_archive(archive, base, split)
+            done.append(split)
+    return done
+
+
+def ensure_files(root: Path, download: bool, dataset: str = "nmnist", progress: bool = True) -> Path:
+    """Return ``<root>/NMNIST`` once both splits have files: extract archives found there, then download the
+    missing splits with tonic if allowed, else raise."""
+    base = Path(root) / FOLDER
+    extract_present_archives(Path(root), progress)
     missing = missing_parts(base)
     reason, hint = "download=false", ", or set dataset.download=true on a machine with internet access"
     if missing and download:
-        why = _download(Path(root))
+        why = _download(Path(root), missing_splits(base))
         missing = missing_parts(base)
         reason = f"download failed: {why}" if why else "the download did not provide them"
         hint = ""
     if missing:
+        need = [ARCHIVES[s] for s in missing_splits(base)]
         raise DataError(f"dataset {dataset}: missing {', '.join(missing)} under {base} ({reason}); get "
-                        f"{' and '.join(ARCHIVES.values())} from {SOURCE} and unzip them into {base} (so that "
-                        f"{base}/Train/0/*.bin exists){hint}")
+                        f"{' and '.join(need)} from {SOURCE} and unzip {'them' if len(need) > 1 else 'it'} into "
+                        f"{base} (so that {base}/{SPLIT_FOLDERS[missing_splits(base)[0]]}/0/*.bin exists){hint}")
     return base
 
 
@@ -171,7 +233,7 @@ def load_split(base: Path, split: str, duration: float = DEFAULT_DURATION, cache
 def load_tree(root, download: bool = False, duration: float = DEFAULT_DURATION, cache: bool = True,
               progress: bool = True, dataset: str = "nmnist") -> tuple[EventDataset, EventDataset]:
     """``(train, test)`` from ``<root>/NMNIST/{Train,Test}``: the code path of ``nmnist`` and ``saccade_mnist``."""
-    base = ensure_files(Path(root), download, dataset)
+    base = ensure_files(Path(root), download, dataset, progress)
     return (load_split(base, "train", duration, cache, progress, dataset),
             load_split(base, "test", duration, cache, progress, dataset))
 
