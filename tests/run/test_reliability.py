@@ -152,7 +152,7 @@ def test_unstable_adapted_transition_is_refused():
     p = StepParams(A, torch.tensor([[0.1, 0.0]], dtype=torch.float64), torch.zeros(1, 2, dtype=torch.float64),
                    torch.ones(1, dtype=torch.float64), 1e-3)
     with pytest.raises(AdaptationError, match="unstable"):
-        snnta.adapt_params(p, 0.5e-3, "tau")
+        snnta.adapt_params(p, 0.5e-3, "integral")
 
 
 def test_empty_samples_and_bad_labels_are_detected():
