@@ -31,7 +31,8 @@ def save_checkpoint(path: str | os.PathLike, dep: Deployment, dataset: dict, met
         "src_dt": dep.src_dt,
         "method": dep.method,
         "spikes": dep.spikes,
-        "spike_step": [dep.spike_step.max_spikes, dep.spike_step.refractory],
+        "spike_step": [dep.spike_step.max_spikes, dep.spike_step.refractory, dep.spike_step.budget,
+                       dep.spike_step.capacity],
         "step_params": [{k: (v.detach().cpu() if torch.is_tensor(v) else v) for k, v in p.to_dict().items()}
                         for p in dep.params],
         "dataset": _plain(dataset),
@@ -79,6 +80,9 @@ def load_checkpoint(path: str | os.PathLike, expect_model: dict | None = None) -
                               f"(hidden={list(cfg.hidden)}, neuron={cfg.neuron})") from None
     model.eval()
     params = [StepParams.from_dict(d) for d in obj["step_params"]]
+    if obj["method"] == "none":  # a training checkpoint from before StepParams recorded its form
+        params = [p if p.form else p.with_(kind=pop.kind, form=cfg.train_rule)
+                  for p, pop in zip(params, model.populations())]
     if len(params) != len(model.populations()):
         raise CheckpointError(f"checkpoint {path}: {len(params)} per-step parameter sets for "
                               f"{len(model.populations())} populations")
