@@ -23,7 +23,10 @@ indexes a tensor that requires grad inside the loop, so the cost is linear in ``
 
 from __future__ import annotations
 
+import os
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -77,6 +80,262 @@ def _sparse_t_matmul(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     return _coo_t_matmul(flat // C, flat % C, x.reshape(-1)[flat], x.shape, g)
 
 
+# ------------------------------------------------------------------------------ compiled CPU loops
+#
+# The same per-bin arithmetic as the torch loops below, in the same order, compiled by numba (on the CPU):
+# one call runs a population's whole forward time loop (the recurrent drive adds the rows of V^T of the
+# neurons that spiked); the backward runs its elementwise part compiled and its one dense product per bin,
+# dL/ds_k = g_k + (dL/dd_{k+1}) V, in torch's BLAS.  The kernels are generated per state size n with the
+# loops over n unrolled (numba keeps the components in registers only when their count is fixed) and cached
+# on disk (SNNTA_KERNEL_CACHE, default ~/.cache/snnta/kernels); SNNTA_SCAN=torch turns them off.
+
+try:  # numba is a dependency; without it the torch loops run
+    import numba as _numba
+except ImportError:  # pragma: no cover
+    _numba = None
+
+_KERNEL_TEMPLATE = '''
+import numpy as np
+import numba
+
+
+@numba.njit(cache=CACHE, nogil=True, error_model="numpy")
+def forward(drive, A, Bb, R, theta, Vt, recurrent, spiking, X, S, D):
+    T, B, H = drive.shape
+    for k in range(T):
+        for b in range(B):
+            if recurrent:
+                for h in range(H):
+                    D[k, b, h] = drive[k, b, h]
+                if k > 0:
+                    for j in range(H):
+                        sj = S[k - 1, b, j]
+                        if sj != 0:
+                            for h in range(H):
+                                D[k, b, h] += sj * Vt[j, h]
+            for h in range(H):
+                d = D[k, b, h] if recurrent else drive[k, b, h]
+                if k > 0:
+                    s = S[k - 1, b, h] if spiking else 0.0
+FWD_XT
+                else:
+FWD_ZERO
+FWD_X
+                if spiking:
+                    S[k, b, h] = 1.0 if X[0, k, b, h] >= theta[h] else 0.0
+
+
+@numba.njit(cache=CACHE, nogil=True, error_model="numpy")
+def backward(k_hi, k_lo, grad_out, rec, A, Bb, theta, slope, spiking, X, S, D, G, GD,
+             acc_x, acc_s, acc_d, acc_t, need_theta):
+    _, B, H = grad_out.shape
+    for k in range(k_hi, k_lo, -1):
+        first = k == k_hi
+        for b in range(B):
+            for h in range(H):
+BWD_G
+                if spiking:
+                    gs = grad_out[k, b, h] + rec[b, h] if first else grad_out[k, b, h]
+                    th = theta[h]
+                    q = 1.0 + slope * abs(X[0, k, b, h] / th - 1.0)
+                    gu = gs * (1.0 / (q * q) / th)
+                    g0 += gu
+                    if need_theta:
+                        acc_t[b, h] += gu * X[0, k, b, h]
+                else:
+                    g0 += grad_out[k, b, h]
+BWD_REST
+'''
+
+
+def _kernel_source(n: int, cache: bool) -> str:
+    """Source of the compiled forward and backward loops for state size ``n`` (loops over ``n`` unrolled:
+    numba keeps the ``n`` components in registers only when their count is known at compile time)."""
+    I16, I20 = " " * 16, " " * 20
+    xt = [f"{I20}xt{j} = X[{j}, k - 1, b, h] + s * R[h, {j}]" for j in range(n)]
+    zero = [f"{I20}xt{j} = 0.0" for j in range(n)]
+    fx = [f"{I16}X[{i}, k, b, h] = " + " + ".join(f"xt{j} * A[h, {i}, {j}]" for j in range(n)) + f" + d * Bb[h, {i}]"
+          for i in range(n)]
+    g = [f"{I16}g{j} = " + " + ".join(f"G[{i}, b, h] * A[h, {i}, {j}]" for i in range(n)) for j in range(n)]
+    rest = [f"{I16}GD[k, b, h] = " + " + ".join(f"g{i} * Bb[h, {i}]" for i in range(n))]
+    rest += [f"{I16}acc_d[{i}, b, h] += g{i} * D[k, b, h]" for i in range(n)]
+    rest += [f"{I16}if k > 0:"]
+    rest += [f"{I20}acc_x[{i}, {j}, b, h] += g{i} * X[{j}, k - 1, b, h]" for i in range(n) for j in range(n)]
+    rest += [f"{I20}if spiking:"] + [f"{I20}    acc_s[{i}, b, h] += g{i} * S[k - 1, b, h]" for i in range(n)]
+    rest += [f"{I16}G[{i}, b, h] = g{i}" for i in range(n)]
+    src = _KERNEL_TEMPLATE
+    for key, lines in (("FWD_XT", xt), ("FWD_ZERO", zero), ("FWD_X", fx), ("BWD_G", g), ("BWD_REST", rest)):
+        src = src.replace(key, "\n".join(lines))
+    return src.replace("CACHE", "True" if cache else "False")
+
+
+_KERNELS: dict = {}
+
+
+def _kernels(n: int):
+    """The compiled module of state size ``n`` (forward, backward), generated on first use."""
+    if n in _KERNELS:
+        return _KERNELS[n]
+    import hashlib
+    import importlib.util
+    import tempfile
+
+    src = _kernel_source(n, cache=True)
+    tag = hashlib.sha1(src.encode()).hexdigest()[:12]
+    folder = Path(os.environ.get("SNNTA_KERNEL_CACHE") or Path.home() / ".cache" / "snnta" / "kernels")
+    path = folder / f"scan_n{n}_{tag}.py"
+    try:
+        if not path.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile("w", dir=folder, suffix=".tmp", delete=False) as f:
+                f.write(src)
+            os.replace(f.name, path)
+        spec = importlib.util.spec_from_file_location(f"snnta_scan_kernels_n{n}_{tag}", path)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = mod  # numba's on-disk cache looks the module up by name
+        spec.loader.exec_module(mod)
+    except OSError:  # no writable cache folder: compile in memory (no on-disk cache)
+        mod = type(sys)(f"snnta_scan_kernels_n{n}")
+        exec(compile(_kernel_source(n, cache=False), f"<snnta scan kernels n={n}>", "exec"), mod.__dict__)
+    _KERNELS[n] = mod
+    return mod
+
+
+def _compiled_enabled() -> bool:
+    return _numba is not None and os.environ.get("SNNTA_SCAN", "").lower() != "torch"
+
+
+if _numba is not None:
+    @_numba.njit(cache=True, nogil=True, error_model="numpy")
+    def _nb_project(x, a, b, transposed):  # pragma: no cover (compiled)
+        """Over the nonzero ``x[t, b, c]`` only: ``b[t, b] += x[t, b, c] a[0, c]`` (``a = W^T [1, C, M]``: the
+        projection), or ``transposed``: ``b[0, c] += x[t, b, c] a[t, b]`` (``a = g``, ``b = dW^T [1, C, M]``)."""
+        T, B, C = x.shape
+        for t in range(T):
+            for i in range(B):
+                for c in range(C):
+                    v = x[t, i, c]
+                    if v != 0:
+                        src, dst = (a[t, i], b[0, c]) if transposed else (a[0, c], b[t, i])
+                        for m in range(dst.shape[0]):
+                            dst[m] += v * src[m]
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().numpy()
+
+
+def _use_compiled(t: torch.Tensor) -> bool:
+    return t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64) and _compiled_enabled()
+
+
+def _torch_forward(drive, a, b, b_used, r, r_used, theta, Vt, spiking, recurrent, X, S, D) -> None:
+    """The forward loop in torch ops (fills ``X``, ``S``, ``D``): the fallback without numba, and on a GPU."""
+    T, batch, H = drive.shape
+    n = len(a)
+    x = [drive.new_zeros(batch, H) for _ in range(n)]
+    s = drive.new_zeros(batch, H)
+    sparse_limit = SPARSE_MAX_DENSITY * batch * H
+    for k in range(T):
+        if recurrent:
+            d = _recurrent_drive(drive[k], s, Vt, D[k], sparse_limit) if k > 0 else D[k].copy_(drive[k])
+        else:
+            d = drive[k]
+        if spiking and k > 0:
+            xt = [torch.addcmul(x[j], s, r[j]) if r_used[j] else x[j] for j in range(n)]
+        else:
+            xt = x
+        new = []
+        for i in range(n):
+            acc = torch.mul(xt[0], a[i][0], out=X[i][k])
+            for j in range(1, n):
+                acc.addcmul_(xt[j], a[i][j])
+            if b_used[i]:
+                acc.addcmul_(d, b[i])
+            new.append(acc)
+        x = new
+        if spiking:
+            s = torch.ge(x[0], theta, out=S[k])
+
+
+def _torch_backward(grad_out, a, B_bar, theta, V, slope, spiking, XA, S, D, GD, need_theta, used):
+    """The backward loop in torch ops (fills ``GD``); returns the accumulators (see the class)."""
+    T, batch, H = grad_out.shape
+    n = len(a)
+    X, U = XA, XA[0]
+    b = [B_bar[:, i].to(grad_out.dtype) for i in range(n)]
+    recurrent = V is not None
+    psi = _surrogate(U / theta - 1, slope).div_(theta) if spiking else None
+    zeros = lambda: grad_out.new_zeros(batch, H)  # noqa: E731
+    acc_x = [[zeros() for _ in range(n)] for _ in range(n)]
+    acc_s = [zeros() for _ in range(n)] if spiking else None
+    acc_d = {i: zeros() for i in used}
+    acc_t = zeros() if need_theta else None
+    g_next = None  # G_{k+1}, per component
+    gd_next = None
+    for k in range(T - 1, -1, -1):
+        # G_k = A^T G_{k+1} + e_0 (psi dL/ds_k  or  dL/du_k)
+        cur = []
+        for j in range(n):
+            if g_next is None:
+                acc = zeros()
+            else:
+                acc = torch.mul(g_next[0], a[0][j])
+                for i in range(1, n):
+                    acc.addcmul_(g_next[i], a[i][j])
+            cur.append(acc)
+        if spiking:
+            gs = torch.addmm(grad_out[k], gd_next, V) if (recurrent and gd_next is not None) else grad_out[k]
+            if need_theta:
+                gu = gs * psi[k]
+                cur[0].add_(gu)
+                acc_t.addcmul_(gu, U[k])
+            else:
+                cur[0].addcmul_(gs, psi[k])
+        else:
+            cur[0].add_(grad_out[k])
+        if len(used) == 1:
+            gd = torch.mul(cur[used[0]], b[used[0]], out=GD[k])
+        else:
+            gd = GD[k].zero_()
+            for i in used:
+                gd.addcmul_(cur[i], b[i])
+        for i in used:
+            acc_d[i].addcmul_(cur[i], D[k])
+        if k > 0:
+            for i in range(n):
+                for j in range(n):
+                    acc_x[i][j].addcmul_(cur[i], X[j][k - 1])
+                if spiking:
+                    acc_s[i].addcmul_(cur[i], S[k - 1])
+        g_next, gd_next = cur, gd
+    return acc_x, acc_s, acc_d, acc_t
+
+
+def _compiled_backward(grad_out, A, B_bar, theta, V, slope, spiking, XA, S, D, GD, need_theta):
+    """The backward loop compiled (fills ``GD``): one call for all bins without recurrence; with it, per bin
+    a BLAS product ``(dL/dd_{k+1}) V`` and one compiled call for the rest."""
+    T, batch, H = grad_out.shape
+    n = A.shape[-1]
+    new = lambda *shape: grad_out.new_zeros(*shape)  # noqa: E731
+    acc_x, acc_s, acc_d, acc_t = new(n, n, batch, H), new(n, batch, H), new(n, batch, H), new(batch, H)
+    G, rec = new(n, batch, H), new(batch, H)
+    zero = new(1, 1, 1)
+    args = [_np(grad_out), _np(rec), _np(A.contiguous()), _np(B_bar.contiguous()), _np(theta.contiguous()),
+            float(slope), bool(spiking), _np(XA), _np(S if spiking else zero), _np(D), _np(G), _np(GD),
+            _np(acc_x), _np(acc_s), _np(acc_d), _np(acc_t), bool(need_theta)]
+    if V is None:
+        _kernels(n).backward(T - 1, -1, *args)
+    else:
+        V = V.contiguous()
+        step = _kernels(n).backward
+        for k in range(T - 1, -1, -1):
+            if k < T - 1:
+                torch.mm(GD[k + 1], V, out=rec)
+            step(k, k - 1, *args)
+    return acc_x, acc_s if spiking else None, acc_d, acc_t if need_theta else None
+
+
 class _PopulationScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, drive, w_rec, A_bar, B_bar, reset, threshold, slope, spiking):
@@ -91,99 +350,48 @@ class _PopulationScan(torch.autograd.Function):
         r_used = [bool(ri.ne(0).any()) for ri in r]
         theta = threshold.to(dtype)
         recurrent = spiking and w_rec is not None
-        U = drive.new_empty(T, batch, H)
-        X = [U] + [drive.new_empty(T, batch, H) for _ in range(n - 1)]
+        XA = drive.new_empty(n, T, batch, H)  # every state component per bin; XA[0] = u
+        X = list(XA.unbind(0))
+        U = X[0]
         S = drive.new_empty(T, batch, H) if spiking else None
         D = drive.new_empty(T, batch, H) if recurrent else drive
         Vt = w_rec.t().contiguous().to(dtype) if recurrent else None
-        x = [drive.new_zeros(batch, H) for _ in range(n)]
-        s = drive.new_zeros(batch, H)
-        sparse_limit = SPARSE_MAX_DENSITY * batch * H
-        for k in range(T):
-            if recurrent:
-                d = _recurrent_drive(drive[k], s, Vt, D[k], sparse_limit) if k > 0 else D[k].copy_(drive[k])
-            else:
-                d = drive[k]
-            if spiking and k > 0:
-                xt = [torch.addcmul(x[j], s, r[j]) if r_used[j] else x[j] for j in range(n)]
-            else:
-                xt = x
-            new = []
-            for i in range(n):
-                acc = torch.mul(xt[0], a[i][0], out=X[i][k])
-                for j in range(1, n):
-                    acc.addcmul_(xt[j], a[i][j])
-                if b_used[i]:
-                    acc.addcmul_(d, b[i])
-                new.append(acc)
-            x = new
-            if spiking:
-                s = torch.ge(x[0], theta, out=S[k])
+        compiled = _use_compiled(drive)
+        if compiled:
+            zero = drive.new_zeros(1, 1, 1)
+            _kernels(n).forward(_np(drive.contiguous()), _np(A.contiguous()), _np(B_bar.to(dtype).contiguous()),
+                        _np(reset.to(dtype).contiguous()) if spiking else np.zeros((H, n), _np(zero).dtype),
+                        _np(theta.contiguous()), _np(Vt) if recurrent else np.zeros((1, 1), _np(zero).dtype),
+                        recurrent, spiking, _np(XA), _np(S if spiking else zero), _np(D if recurrent else zero))
+        else:
+            _torch_forward(drive, a, b, b_used, r, r_used, theta, Vt, spiking, recurrent, X, S, D)
         ctx.save_for_backward(A, B_bar, reset if spiking else None, theta, w_rec if recurrent else None,
-                              *X, S, D if recurrent else drive)
+                              XA, S, D if recurrent else drive)
         ctx.meta = (n, slope, spiking, recurrent, b_used, r_used, A_bar.dtype, B_bar.dtype,
-                    reset.dtype if spiking else None)
+                    reset.dtype if spiking else None, compiled)
         return S if spiking else U
 
     @staticmethod
     def backward(ctx, grad_out):
-        n, slope, spiking, recurrent, b_used, r_used, a_dtype, b_dtype, r_dtype = ctx.meta
-        A, B_bar, reset, theta, w_rec, *rest = ctx.saved_tensors
-        X, S, D = rest[:n], rest[n], rest[n + 1]
-        U = X[0]
+        n, slope, spiking, recurrent, b_used, r_used, a_dtype, b_dtype, r_dtype, compiled = ctx.meta
+        A, B_bar, reset, theta, w_rec, XA, S, D = ctx.saved_tensors
         T, batch, H = grad_out.shape
         dtype = grad_out.dtype
+        grad_out = grad_out.contiguous()
         a = [[A[:, i, j] for j in range(n)] for i in range(n)]
-        b = [B_bar[:, i].to(dtype) for i in range(n)]
         V = w_rec.to(dtype) if recurrent else None
-        psi = _surrogate(U / theta - 1, slope).div_(theta) if spiking else None
         need_theta = spiking and ctx.needs_input_grad[5]
-        GD = grad_out.new_empty(T, batch, H)
-        zeros = lambda: grad_out.new_zeros(batch, H)  # noqa: E731
-        # per-bin accumulators of the parameter gradients (summed over the batch at the end):
-        acc_x = [[zeros() for _ in range(n)] for _ in range(n)]  # sum_k G_k[i] x_{k-1}[j]
-        acc_s = [zeros() for _ in range(n)] if spiking else None  # sum_k G_k[i] s_{k-1}
         used = [i for i in range(n) if b_used[i]]
-        acc_d = {i: zeros() for i in used}  # sum_k G_k[i] d_k
-        acc_t = zeros() if need_theta else None  # sum_k (psi dL/ds)_k u_k
-        g_next = None  # G_{k+1}, per component
-        gd_next = None
-        for k in range(T - 1, -1, -1):
-            # G_k = A^T G_{k+1} + e_0 (psi dL/ds_k  or  dL/du_k)
-            cur = []
-            for j in range(n):
-                if g_next is None:
-                    acc = zeros()
-                else:
-                    acc = torch.mul(g_next[0], a[0][j])
-                    for i in range(1, n):
-                        acc.addcmul_(g_next[i], a[i][j])
-                cur.append(acc)
-            if spiking:
-                gs = torch.addmm(grad_out[k], gd_next, V) if (recurrent and gd_next is not None) else grad_out[k]
-                if need_theta:
-                    gu = gs * psi[k]
-                    cur[0].add_(gu)
-                    acc_t.addcmul_(gu, U[k])
-                else:
-                    cur[0].addcmul_(gs, psi[k])
-            else:
-                cur[0].add_(grad_out[k])
-            if len(used) == 1:
-                gd = torch.mul(cur[used[0]], b[used[0]], out=GD[k])
-            else:
-                gd = GD[k].zero_()
-                for i in used:
-                    gd.addcmul_(cur[i], b[i])
-            for i in used:
-                acc_d[i].addcmul_(cur[i], D[k])
-            if k > 0:
-                for i in range(n):
-                    for j in range(n):
-                        acc_x[i][j].addcmul_(cur[i], X[j][k - 1])
-                    if spiking:
-                        acc_s[i].addcmul_(cur[i], S[k - 1])
-            g_next, gd_next = cur, gd
+        GD = grad_out.new_empty(T, batch, H)
+        # per-bin accumulators of the parameter gradients (summed over the batch at the end):
+        # acc_x[i][j] = sum_k G_k[i] x_{k-1}[j], acc_s[i] = sum_k G_k[i] s_{k-1}, acc_d[i] = sum_k G_k[i] d_k,
+        # acc_t = sum_k (psi dL/ds)_k u_k
+        if compiled and grad_out.dtype == XA.dtype:
+            acc_x, acc_s, acc_d, acc_t = _compiled_backward(grad_out, A, B_bar.to(dtype), theta, V, slope, spiking,
+                                                            XA, S, D, GD, need_theta)
+        else:
+            acc_x, acc_s, acc_d, acc_t = _torch_backward(grad_out, a, B_bar, theta, V, slope, spiking, XA, S, D,
+                                                         GD, need_theta, used)
 
         # x~_k = x_{k-1} + r s_{k-1}:  dA = sum G_k x~_k^T,  dr_j = sum_i a_ij sum_k G_k[i] s_{k-1}
         sum_s = [acc_s[i].sum(0) for i in range(n)] if spiking else None
@@ -244,9 +452,35 @@ class _SparseLinear(torch.autograd.Function):
         return dx, dw, None
 
 
+class _CompiledSparseLinear(torch.autograd.Function):
+    """``y = x W^T`` for a mostly-zero ``x [T, B, C]`` (any strides) on the CPU, compiled: the forward and
+    ``dW = x^T g`` add a row of ``W^T`` (of ``g``) per nonzero of ``x``; ``dx = g W`` is dense."""
+
+    @staticmethod
+    def forward(ctx, x, weight):
+        out = x.new_zeros(*x.shape[:-1], weight.shape[0])
+        _nb_project(_np(x), _np(weight.t().contiguous()[None]), _np(out), False)
+        ctx.save_for_backward(x, weight)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        dx = grad @ weight if ctx.needs_input_grad[0] else None
+        dw = None
+        if ctx.needs_input_grad[1]:
+            dwt = grad.new_zeros(weight.shape[1], weight.shape[0])
+            _nb_project(_np(x), _np(grad.contiguous()), _np(dwt[None]), True)
+            dw = dwt.t()
+        return dx, dw
+
+
 def input_projection(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """``x @ weight.T`` over the last axis; on the CPU a mostly-zero ``x`` (events, spikes) takes the
     sparse path (exact: the same sums, fewer terms)."""
+    if (x.dim() == 3 and x.dtype == weight.dtype and _use_compiled(x) and x.stride(-1) == 1
+            and int(torch.count_nonzero(x)) <= SPARSE_MAX_DENSITY * x.numel()):
+        return _CompiledSparseLinear.apply(x, weight)
     x2 = x.reshape(-1, x.shape[-1])
     flat = _sparse_flat_index(x2) if x.dtype == weight.dtype else None
     if flat is None:
