@@ -284,3 +284,24 @@ def test_nmnist_download_fetches_only_the_missing_split(nmnist_tree, tmp_path, m
     monkeypatch.setattr(nmnist, "_download", fake_download)
     _, test = nmnist.load(root=str(tmp_path), download=True, cache=False, progress=False)
     assert asked == [["test"]] and len(test) == 10
+
+
+# --------------------------------------------------------------------------- generators' defaults
+
+
+def test_new_generator_options_at_default_keep_plans_and_cache_keys():
+    """The options added for these tests leave the default datasets as they were: the cache keys below were
+    computed with the generators before the options existed (commit 6308375~1)."""
+    from snnta.data import cache
+
+    sd_cfg = yaml.safe_load((CONFIGS / "spoken_digits.yaml").read_text())
+    onset = spoken_digits._onset(sd_cfg["onset"], 1.0)
+    assert cache.config_key(spoken_digits.SpokenDigitsConfig(onset=onset).to_dict()) == "97c0d40aab21a5c1"
+    assert cache.config_key(spoken_digits.SpokenDigitsConfig(n_voices=24).to_dict()) == "2a663c112ff598c4"
+    sk_cfg = yaml.safe_load((CONFIGS / "spoken_keywords.yaml").read_text())
+    sk = spoken_keywords.SpokenKeywordsConfig(layout=sk_cfg["layout"], audio_format=sk_cfg["audio_format"])
+    assert cache.config_key(sk.audio_dict()) == "38717388f83f2d0c"
+    assert spoken_keywords.plan(sk) == spoken_keywords.plan(spoken_keywords.SpokenKeywordsConfig(layout="neurobench"))
+    words = {lang: list(w) for lang, w in spoken_keywords.KEYWORDS.items()}
+    assert cache.config_key(mswc.MswcConfig(words=words).cache_dict()) == "70ca82953c92a4f8"
+    assert cache.config_key(mswc.MswcConfig(words=words, layout="neurobench").cache_dict()) != "70ca82953c92a4f8"

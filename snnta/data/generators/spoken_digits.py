@@ -172,7 +172,12 @@ def _onset(value, duration: float) -> tuple:
     """``[low, high]`` silence before each utterance (durations such as ``0.5s`` or seconds), checked."""
     if not (isinstance(value, (list, tuple)) and len(value) == 2):
         raise ConfigError(f"dataset.onset must be a [low, high] pair of durations such as [0.5s, 0.9s], got {value!r}")
-    lo, hi = (parse_duration(v, "dataset.onset") if isinstance(v, str) else float(v) for v in value)
+    def seconds(v) -> float:
+        if isinstance(v, str):
+            return 0.0 if v.strip() in ("0", "0s", "0ms") else parse_duration(v, "dataset.onset")
+        return float(v)
+
+    lo, hi = (seconds(v) for v in value)
     if not 0 <= lo <= hi < duration:
         raise ConfigError(f"dataset.onset must satisfy 0 <= low <= high < duration ({duration} s), got {value!r}")
     return (float(lo), float(hi))
