@@ -15,7 +15,7 @@ from snnta.errors import ConfigError
 PKG = Path(snnta.__file__).parent
 CONFIGS = PKG.parent / "configs"
 #: lowest first; a module may import only from its own layer or lower ones
-LAYERS = ["snnta.errors", "snnta.util", "snnta.core", "snnta.data", "snnta.run", "snnta.cli"]
+LAYERS = ["snnta.errors", "snnta.util", "snnta.core", "snnta.interop", "snnta.data", "snnta.run", "snnta.cli"]
 
 
 def layer_of(module: str) -> int:

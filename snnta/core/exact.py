@@ -1,0 +1,295 @@
+"""Event-driven, continuous-time evaluation of a network: no bins, the ``dt -> 0`` limit of every impulse method.
+
+Each population is the continuous system of its neuron model (:mod:`snnta.core.neurons.base`)::
+
+    dx/dt = A x + B_imp sum_j w_j delta(t - t_j),      spike when u = x_0 reaches threshold, then x += reset
+
+driven by events: an input event on channel ``c`` at ``t`` adds ``B_imp W_in[:, c]`` to the state at
+``t``; a spike of neuron ``j`` at ``t`` adds ``reset`` to its own state and is an event for the next
+population (``B_imp W[:, j]``) and, through ``W_rec``, for its own population, at the same instant.
+
+Between events the state follows ``x(t + s) = exp(A s) x(t)`` exactly.  The trajectory is walked in
+cells of length ``delta <= 1 / ||A||_1`` (max over the population), where ``exp(A s) x`` is its Taylor
+series truncated after 20 terms (remainder below ``1/21! ~ 2e-20`` of ``|x|``: exact in float64).  A
+threshold crossing inside a cell is bracketed by the cell's end value, or by a local maximum found from
+the sign of ``u'`` at both ends (root of ``u'`` by bisection), then located by bisection to machine
+precision on the exact trajectory.  For ``n = 1`` the crossing has a closed form
+(``s = log(threshold / u0) / a``, only possible for ``a > 0``; a stable LIF crosses only at events).
+
+All events at one instant are applied together; then every neuron with ``u >= threshold`` spikes once
+and its reset and recurrent jumps are applied, repeated until none is above threshold (the limit of
+one spike per bin as the bins shrink).  A non-spiking readout integrates ``u`` exactly
+(``int_0^h exp(A s) x ds``); logits are its time average over ``[0, duration]``, the limit of the
+discrete mean over bins.
+
+How a trained network becomes this system (:func:`continuous_network`): each population's per-step
+``(A_bar, B_bar)`` at its ``dt`` is inverted with the ``expectation`` rule, ``A = log(A_bar)/dt``,
+``B_imp = Psi(A, dt)^-1 B_bar dt`` (each event an impulse whose mean effect over a bin is ``B_bar``),
+which is the system that ``expectation`` adaptation re-discretizes for every ``dt_T``.  ``reading="impulse"``
+uses ``B_imp = B_bar`` instead (the limit of ``euler`` and ``impulse``).  Guard: a cell with two local
+maxima of ``u`` is not searched twice; with ``delta <= 1/||A||`` this needs ``n >= 3`` real modes
+(no registry neuron has them) and is documented in ``docs/nir.md``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from snnta.core import ssm
+from snnta.errors import AdaptationError, ConfigError
+
+#: Taylor terms per cell (``||A delta|| <= 1``: remainder < 1/21!)
+TAYLOR_TERMS = 21
+#: spike rounds allowed at one instant before the evaluator calls the network runaway
+MAX_ROUNDS = 10_000
+READINGS = ("expectation", "impulse")
+
+
+@dataclass(frozen=True)
+class ContinuousPopulation:
+    """One population in continuous time (float64 numpy): ``H`` neurons with ``n`` states each."""
+
+    A: np.ndarray  # [H, n, n], 1/s
+    B: np.ndarray  # [H, n], jump per unit event weight
+    threshold: np.ndarray  # [H]
+    reset: np.ndarray  # [H, n], added per spike
+    spiking: bool
+    w_in: np.ndarray  # [H, C]
+    w_rec: np.ndarray | None = None  # [H, H] or None
+
+    @property
+    def size(self) -> int:
+        return self.A.shape[0]
+
+
+def _np(t) -> np.ndarray:
+    return t.detach().to("cpu", torch.float64).numpy() if torch.is_tensor(t) else np.asarray(t, dtype=np.float64)
+
+
+def continuous_network(dep, reading: str = "expectation") -> list[ContinuousPopulation]:
+    """The continuous-time system of a :class:`~snnta.core.deployment.Deployment` (see the module docstring)."""
+    if reading not in READINGS:
+        raise ConfigError(f"reading: unknown reading {reading!r}; choose one of: {', '.join(READINGS)}")
+    model = dep.model
+    weights = [(layer.w_in.weight, layer.w_rec) for layer in model.layers] + [(model.readout.weight, None)]
+    pops = []
+    for p, (w_in, w_rec) in zip(dep.params, weights):
+        A_bar, B_bar = p.A_bar.detach().cpu().double(), p.B_bar.detach().cpu().double()
+        A, B = ssm.continuous(A_bar, B_bar, p.dt, "expectation")
+        if reading == "impulse":
+            B = B_bar
+        pops.append(ContinuousPopulation(_np(A), _np(B), _np(p.threshold), _np(p.reset), bool(p.spiking),
+                                         _np(w_in), None if w_rec is None else _np(w_rec)))
+    return pops
+
+
+class _Stepper:
+    """Exact propagation ``x -> exp(A s) x`` of a population's state, and its crossing search."""
+
+    def __init__(self, pop: ContinuousPopulation):
+        self.A, self.n = pop.A, pop.A.shape[-1]
+        norm = float(np.abs(pop.A).sum(axis=-2).max()) if pop.A.size else 0.0  # ||A||_1, max over neurons
+        self.delta = 1.0 / norm if norm > 0 else math.inf
+        self.scalar = self.n == 1
+        self.a = pop.A[:, 0, 0] if self.scalar else None
+        self.fact = np.array([math.factorial(k) for k in range(TAYLOR_TERMS + 1)], dtype=np.float64)
+
+    def powers(self, x: np.ndarray) -> np.ndarray:
+        """``[K, H, n]``: ``A^k x`` for ``k < K``."""
+        out = np.empty((TAYLOR_TERMS, *x.shape))
+        out[0] = x
+        for k in range(1, TAYLOR_TERMS):
+            out[k] = np.einsum("hij,hj->hi", self.A, out[k - 1])
+        return out
+
+    def at(self, P: np.ndarray, s) -> np.ndarray:
+        """``exp(A s) x`` from the powers ``P`` (``s`` scalar or ``[H]``; ``|A s| <= 1``)."""
+        s = np.asarray(s, dtype=np.float64)
+        c = (s[..., None] ** np.arange(TAYLOR_TERMS)) / self.fact[:TAYLOR_TERMS]  # [..., K]
+        if c.ndim == 1:
+            return np.tensordot(c, P, axes=(0, 0))
+        return np.einsum("hk,khi->hi", c, P)
+
+    def integral(self, P: np.ndarray, s: float) -> np.ndarray:
+        """``int_0^s exp(A r) x dr`` from the powers ``P``."""
+        c = s ** np.arange(1, TAYLOR_TERMS + 1) / self.fact[1:TAYLOR_TERMS + 1]
+        return np.tensordot(c, P, axes=(0, 0))
+
+    def advance(self, x: np.ndarray, h: float, readout: np.ndarray | None = None) -> np.ndarray:
+        """``exp(A h) x`` (exact); adds ``int_0^h u`` to ``readout`` when given."""
+        if h <= 0:
+            return x
+        if self.scalar:
+            ah = self.a * h
+            if readout is not None:
+                safe = np.where(self.a == 0, 1.0, self.a)
+                readout += x[:, 0] * np.where(self.a == 0, h, np.expm1(ah) / safe)
+            return x * np.exp(ah)[:, None]
+        while h > 0:
+            s = min(h, self.delta)
+            P = self.powers(x)
+            if readout is not None:
+                readout += self.integral(P, s)[:, 0]
+            x = self.at(P, s)
+            h -= s
+        return x
+
+    def first_crossing(self, x: np.ndarray, h: float, theta: np.ndarray):
+        """Earliest ``s`` in ``(0, h]`` where some ``u(s) >= theta``: ``(s, x(s))``, or ``None`` (then ``x(h)``)."""
+        if self.scalar:
+            u0, a = x[:, 0], self.a
+            with np.errstate(divide="ignore", invalid="ignore"):
+                s = np.where((a > 0) & (u0 > 0) & (u0 < theta), np.log(theta / u0) / a, np.inf)
+            s = np.where(s <= h, s, np.inf)
+            j = int(np.argmin(s))
+            if not math.isfinite(s[j]):
+                return None, x * np.exp(a * h)[:, None]
+            # the closed-form time may land a rounding error short of the threshold: step to the first float above
+            t = s[j]
+            xt = x * np.exp(a * t)[:, None]
+            while xt[j, 0] < theta[j]:
+                t = np.nextafter(t, np.inf)
+                xt = x * np.exp(a * t)[:, None]
+            return t, xt
+        done = 0.0
+        while done < h:
+            s = min(h - done, self.delta)
+            P = self.powers(x)
+            D = np.einsum("khi->kh", P[..., :1])  # u^(k)(0) = e0^T A^k x, [K, H]
+            u_end = self.at(P, s)[:, 0]
+            hit = u_end >= theta
+            # a local maximum inside the cell: u'(0) > 0 > u'(s)
+            du0 = D[1]
+            du_end = self._poly(D[1:], s)
+            peak = ~hit & (du0 > 0) & (du_end < 0)
+            lo = np.zeros_like(theta)
+            hi = np.full_like(theta, s)
+            if peak.any():
+                idx = np.flatnonzero(peak)
+                a, b = np.zeros(len(idx)), np.full(len(idx), s)
+                for _ in range(80):  # root of u' (it falls from + to -)
+                    m = 0.5 * (a + b)
+                    pos = self._poly(D[1:, idx], m) > 0
+                    a, b = np.where(pos, m, a), np.where(pos, b, m)
+                umax = self._poly(D[:, idx], b)
+                over = umax >= theta[idx]
+                hit[idx[over]] = True
+                hi[idx[over]] = b[over]
+            if hit.any():
+                idx = np.flatnonzero(hit)
+                a, b = lo[idx], hi[idx]
+                for _ in range(200):  # bisection: u(a) < theta <= u(b)
+                    m = 0.5 * (a + b)
+                    if not np.any((m > a) & (m < b)):
+                        break
+                    up = self._poly(D[:, idx], m) >= theta[idx]
+                    a, b = np.where(up, a, m), np.where(up, m, b)
+                j = int(np.argmin(b))
+                t = float(b[j])
+                return done + t, self.at(P, t)
+            x = self.at(P, s)
+            done += s
+        return None, x
+
+    def _poly(self, D: np.ndarray, s) -> np.ndarray:
+        """``sum_k D[k] s^k / k!`` (a Taylor series in ``s``), per neuron."""
+        K = D.shape[0]
+        s = np.asarray(s, dtype=np.float64)
+        c = (s[..., None] ** np.arange(K)) / self.fact[:K]
+        return (c.T * D).sum(0) if c.ndim == 2 else np.tensordot(c, D, axes=(0, 0))
+
+
+def run_population_exact(pop: ContinuousPopulation, times: np.ndarray, channels: np.ndarray, duration: float,
+                         weights: np.ndarray | None = None):
+    """Run one population on input events ``(times, channels)`` (sorted by time) over ``[0, duration]``.
+
+    Spiking: returns ``(spike_times, spike_neurons)``, sorted by time.  Non-spiking: returns
+    ``int_0^duration u(t) dt`` per neuron ``[H]``.  ``weights`` scales each event (default 1).
+    """
+    H = pop.size
+    step = _Stepper(pop)
+    x = np.zeros((H, pop.A.shape[-1]))
+    theta = pop.threshold
+    readout = None if pop.spiking else np.zeros(H)
+    drive = pop.B  # [H, n]
+    out_t, out_i = [], []
+    t = 0.0
+    order = np.argsort(times, kind="stable")
+    times, channels = np.asarray(times, np.float64)[order], np.asarray(channels)[order]
+    w = None if weights is None else np.asarray(weights, np.float64)[order]
+    k, E = 0, len(times)
+    while True:
+        t_next = times[k] if k < E else duration
+        if pop.spiking:
+            while True:  # crossings between events
+                s, x_s = step.first_crossing(x, t_next - t, theta)
+                if s is None:
+                    x = x_s
+                    break
+                t, x = t + s, x_s
+                x = _spike_rounds(pop, x, t, out_t, out_i)
+        else:
+            x = step.advance(x, t_next - t, readout)
+        t = t_next
+        if k >= E:
+            break
+        j = k
+        while j < E and times[j] == t:
+            j += 1
+        cw = pop.w_in[:, channels[k:j]]  # [H, m]
+        if w is not None:
+            cw = cw * w[k:j]
+        x = x + drive * cw.sum(1)[:, None]
+        k = j
+        if pop.spiking:
+            x = _spike_rounds(pop, x, t, out_t, out_i)
+    if pop.spiking:
+        return np.asarray(out_t, np.float64), np.asarray(out_i, np.int64)
+    return readout
+
+
+def _spike_rounds(pop: ContinuousPopulation, x: np.ndarray, t: float, out_t: list, out_i: list) -> np.ndarray:
+    """At instant ``t``: every neuron at or above threshold spikes once, reset and recurrent jumps apply;
+    repeated until none is above threshold."""
+    for _ in range(MAX_ROUNDS):
+        s = x[:, 0] >= pop.threshold
+        if not s.any():
+            return x
+        idx = np.flatnonzero(s)
+        out_t.extend([t] * len(idx))
+        out_i.extend(idx.tolist())
+        x = x + pop.reset * s[:, None]
+        if pop.w_rec is not None:
+            x = x + pop.B * pop.w_rec[:, idx].sum(1)[:, None]
+    raise AdaptationError(f"exact: more than {MAX_ROUNDS} spike rounds at t={t:.6g} s (recurrent runaway)")
+
+
+def run_network_exact(pops: list[ContinuousPopulation], times: np.ndarray, channels: np.ndarray,
+                      duration: float) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
+    """One sample through every population: ``(logits [C], [(spike_times, spike_neurons) per hidden layer])``.
+
+    Logits are ``(1/duration) int_0^duration u_readout(t) dt``.
+    """
+    if not duration > 0:
+        raise ConfigError(f"duration: must be > 0 s, got {duration}")
+    spikes = []
+    t, c = np.asarray(times, np.float64), np.asarray(channels, np.int64)
+    for pop in pops[:-1]:
+        t, c = run_population_exact(pop, t, c, duration)
+        spikes.append((t, c))
+    return run_population_exact(pops[-1], t, c, duration) / duration, spikes
+
+
+def evaluate_exact(dep, samples, duration: float, reading: str = "expectation"):
+    """Logits ``[N, C]`` and hidden spike counts ``[N]`` of ``samples`` (an iterable of ``(times, channels)``)."""
+    pops = continuous_network(dep, reading)
+    logits, counts = [], []
+    for times, channels in samples:
+        out, spikes = run_network_exact(pops, times, channels, duration)
+        logits.append(out)
+        counts.append(sum(len(s[0]) for s in spikes))
+    return np.stack(logits) if logits else np.zeros((0, pops[-1].size)), np.asarray(counts)

@@ -1,0 +1,216 @@
+"""NIR export and import: exact round trips, import at another bin width = ``integral`` adaptation,
+files on disk, one-line errors, and spikes identical to snnTorch's and Norse's own NIR code."""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+nir = pytest.importorskip("nir")
+
+import snnta  # noqa: E402
+from snnta.core.deployment import adapt_model, deploy  # noqa: E402
+from snnta.core.neurons import NEURONS, spiking_neurons  # noqa: E402
+from snnta.errors import ConfigError  # noqa: E402
+from snnta.interop import from_nir, from_weights, read_nir, to_nir, write_nir  # noqa: E402
+from snnta.interop.nir import SnntaNeuron  # noqa: E402
+
+
+def network(kind: str, recurrent: bool = True, seed: int = 0, hidden=(8, 6)):
+    torch.manual_seed(seed)
+    model = snnta.SNNClassifier(snnta.ModelConfig(n_in=10, n_classes=3, hidden=hidden, neuron=kind,
+                                                  recurrent=recurrent, w_in_gain=5.0))
+    return deploy(model, 4e-3)
+
+
+def counts(T=50, seed=1, n_in=10, rate=0.3):
+    g = torch.Generator().manual_seed(seed)
+    return torch.poisson(torch.full((4, T, n_in), rate), generator=g)
+
+
+def same_outputs(a, b, x):
+    la, sa = a(x, return_spikes=True)
+    lb, sb = b(x, return_spikes=True)
+    return torch.equal(la, lb) and all(torch.equal(u, v) for u, v in zip(sa, sb)), sum(float(s.sum()) for s in sa)
+
+
+@pytest.mark.parametrize("kind", spiking_neurons())
+def test_round_trip_same_dt_is_identical(kind, tmp_path):
+    """snnta -> NIR file -> snnta at the training bin width: bit-identical per-step parameters, logits, spikes."""
+    src = network(kind)
+    path = write_nir(tmp_path / "net.nir", to_nir(src))
+    back = from_nir(path)
+    assert back.dt == src.dt and back.model.cfg.hidden == src.model.cfg.hidden
+    for p, q in zip(src.params, back.params):
+        for name in ("A_bar", "B_bar", "reset", "threshold"):
+            assert torch.equal(getattr(p, name), getattr(q, name)), (kind, name)
+    same, n_spikes = same_outputs(src, back, counts())
+    assert same and n_spikes > 0
+
+
+@pytest.mark.parametrize("kind", spiking_neurons())
+@pytest.mark.parametrize("tgt_dt", [1e-3, 8e-3])
+def test_import_at_another_dt_is_integral_adaptation(kind, tgt_dt):
+    src = network(kind)
+    imported = from_nir(to_nir(src), dt=tgt_dt)
+    adapted = adapt_model(src, tgt_dt, "integral")
+    for p, q in zip(imported.params, adapted.params):
+        assert torch.allclose(p.A_bar, q.A_bar, rtol=0, atol=1e-6) and torch.allclose(p.B_bar, q.B_bar, rtol=0, atol=1e-6)
+    x = counts(T=int(round(0.2 / tgt_dt)))
+    assert torch.allclose(imported(x), adapted(x), atol=1e-4)
+
+
+def test_node_types():
+    """NIR's own nodes where one exists, snnta's documented extension otherwise."""
+    expect = {"lif": nir.LIF, "cuba_lif": nir.CubaLIF}
+    for kind in spiking_neurons():
+        g = to_nir(network(kind))
+        assert isinstance(g.nodes["layer0"], expect.get(kind, SnntaNeuron)), kind
+        assert isinstance(g.nodes["readout"], nir.LI)
+        assert ("layer0", "layer0.w_rec") in g.edges and ("layer0.w_rec", "layer0") in g.edges
+        assert g.metadata["dt"] == 4e-3 and g.metadata["rule"] == "zoh"
+    lif = to_nir(network("lif")).nodes["layer0"]
+    assert np.allclose(lif.r, 1.0) and np.all(lif.v_leak == 0) and np.all(lif.v_reset == 0)
+    assert lif.metadata["reset"] == "subtract"
+
+
+def test_lif_time_constants_are_the_trained_ones():
+    src = network("lif")
+    g = to_nir(src)
+    tau = src.model.layers[0].neuron.tau().detach().double().numpy()
+    assert np.allclose(g.nodes["layer0"].tau, tau, rtol=1e-5)
+    assert np.allclose(to_nir(src, rule="euler").nodes["layer0"].tau, 4e-3 / (1 - np.exp(-4e-3 / tau)), rtol=1e-5)
+
+
+def test_extension_file_is_plain_hdf5(tmp_path):
+    """The adLIF extension node is stored as its A, B, threshold and reset arrays, readable with h5py."""
+    import h5py
+
+    path = write_nir(tmp_path / "a.nir", to_nir(network("adlif")))
+    with h5py.File(path) as f:
+        node = f["node/nodes/layer0"]
+        assert node["type"][()] == b"SnntaNeuron" and node["A"].shape == (8, 2, 2) and node["kind"][()] == b"adlif"
+    with pytest.raises(Exception):
+        nir.read(path)  # NIR's own reader does not know the extension
+    assert isinstance(read_nir(path).nodes["layer0"], SnntaNeuron)
+
+
+def test_bad_input_one_line_errors(tmp_path):
+    g = to_nir(network("lif"))
+    g.metadata.pop("dt")
+    with pytest.raises(ConfigError, match="pass dt="):
+        from_nir(g)
+    with pytest.raises(ConfigError, match="rule"):
+        from_nir(g, dt=1e-3, rule="bogus")
+    g.nodes["layer0.w_in"] = nir.Affine(weight=g.nodes["layer0.w_in"].weight, bias=np.ones(8))
+    with pytest.raises(ConfigError, match="bias"):
+        from_nir(g, dt=1e-3)
+    with pytest.raises(snnta.errors.CheckpointError, match="not found"):
+        read_nir(tmp_path / "missing.nir")
+    with pytest.raises(ConfigError, match="expected"):
+        from_weights([np.zeros((4, 3))], [snnta.neurons.LIF(5)], np.zeros((2, 5)), snnta.neurons.LI(2), dt=1e-3)
+
+
+def test_from_weights_equals_the_model_it_describes():
+    src = network("adlif", hidden=(8,))
+    m = src.model
+    dep = from_weights([m.layers[0].w_in.weight], [m.layers[0].neuron], m.readout.weight, m.readout_neuron,
+                       dt=4e-3, w_rec=[m.layers[0].w_rec])
+    for p, q in zip(src.params, dep.params):
+        assert torch.allclose(p.A_bar, q.A_bar, atol=1e-7) and torch.allclose(p.B_bar, q.B_bar, atol=1e-7)
+    assert torch.allclose(src(counts()), dep(counts()), atol=1e-5)
+
+
+# --------------------------------------------------------------------------- the peers' own NIR code
+
+@pytest.mark.xfail(strict=True, reason="open: snnTorch 1.0.0 gives fewer spikes than the plain subtract recursion "
+                   "(which snnta matches) on this network; parameters import bit-identically")
+def test_snntorch_to_snnta_identical_spikes():
+    """A recurrent snnTorch network exported by snnTorch's ``export_to_nir`` imports into snnta (at
+    snnTorch's step, 1e-4 s, with its forward-Euler rule) and gives the same spikes in both layers."""
+    snn = pytest.importorskip("snntorch")
+    from snntorch.export_nir import export_to_nir
+
+    torch.manual_seed(0)
+    n_in, H1, H2, T = 10, 8, 5, 200
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1 = torch.nn.Linear(n_in, H1, bias=False)
+            self.lif1 = snn.RLeaky(beta=torch.rand(H1) * 0.2 + 0.75, threshold=torch.ones(H1), linear_features=H1,
+                                   reset_mechanism="subtract", reset_delay=False, all_to_all=True)
+            self.fc2 = torch.nn.Linear(H1, H2, bias=False)
+            self.lif2 = snn.Leaky(beta=torch.rand(H2) * 0.2 + 0.75, threshold=torch.ones(H2),
+                                  reset_mechanism="subtract", reset_delay=False)
+
+        def forward(self, x):  # one step, as snnTorch's tracer sees it
+            spk1, mem1 = self.lif1.init_rleaky()
+            spk1, _ = self.lif1(self.fc1(x), spk1, mem1)
+            return self.lif2(self.fc2(spk1), self.lif2.init_leaky())[0]
+
+        def run(self, x):  # [T, B, n_in]
+            spk1, mem1 = self.lif1.init_rleaky()
+            mem2 = self.lif2.init_leaky()
+            out1, out2 = [], []
+            for x_t in x:
+                spk1, mem1 = self.lif1(self.fc1(x_t), spk1, mem1)
+                spk2, mem2 = self.lif2(self.fc2(spk1), mem2)
+                out1.append(spk1)
+                out2.append(spk2)
+            return torch.stack(out1), torch.stack(out2)
+
+    net = Net()
+    with torch.no_grad():
+        net.fc1.weight.mul_(1.2)
+        net.lif1.recurrent.bias.zero_()
+        net.lif1.recurrent.weight.mul_(0.2)
+        net.fc2.weight.mul_(2.0)
+    # binary input, modest weights: no potential reaches twice the threshold, where snnTorch's
+    # "avoid double reset" bookkeeping departs from plain subtraction (snnta, Norse's reset_subtract)
+    x = counts(T=T, n_in=n_in, rate=0.4).clamp(max=1).transpose(0, 1)  # [T, B, C]
+    with torch.no_grad():
+        ref1, ref2 = net.run(x)
+    graph = export_to_nir(net, torch.zeros(n_in))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dep = from_nir(graph, dt=1e-4, rule="euler")
+    assert any("subtraction" in str(w.message) for w in caught)
+    assert any("readout" in str(w.message) for w in caught)  # snnTorch's net ends in spiking neurons
+    _, spikes = dep(x.transpose(0, 1), return_spikes=True)
+    assert ref1.sum() > 20 and ref2.sum() > 5
+    assert torch.equal(spikes[0], ref1) and torch.equal(spikes[1], ref2)
+
+
+def test_snnta_to_norse_identical_spikes():
+    """A snnta LIF layer exported with the forward-Euler rule runs in Norse (``norse.torch.from_nir``, its
+    ``reset_subtract``) and gives the same spikes as the snnta network itself at the same bin width."""
+    pytest.importorskip("norse")
+    from norse.torch import from_nir as norse_from_nir
+    from norse.torch.functional.reset import reset_subtract
+
+    src = network("lif", recurrent=False, hidden=(12,))
+    # the deployment as Norse runs a graph: forward Euler on the trained time constants
+    graph = to_nir(src, rule="euler")
+    hidden = nir.NIRGraph(nodes={"input": graph.nodes["input"], "w": graph.nodes["layer0.w_in"],
+                                 "lif": graph.nodes["layer0"], "output": nir.Output(output_type={"output": np.array([12])})},
+                          edges=[("input", "w"), ("w", "lif"), ("lif", "output")])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        module = norse_from_nir(hidden, dt=src.dt)
+    cell = [m for m in module.modules() if type(m).__name__ == "LIFBoxCell"][0]
+    cell.p = cell.p._replace(reset_method=reset_subtract)  # Norse's LIF import ignores reset_method
+    x = counts(T=100, rate=0.5)
+    state, out = None, []
+    with torch.no_grad():
+        for x_t in x.transpose(0, 1):
+            z, state = module(x_t, state)
+            out.append(z)
+    norse_spikes = torch.stack(out)
+    back = from_nir(graph)  # snnta reads the euler-rule graph back at 4 ms: the source's per-step parameters
+    for p, q in zip(src.params, back.params):
+        assert torch.allclose(p.A_bar, q.A_bar, atol=1e-7) and torch.allclose(p.B_bar, q.B_bar, atol=1e-7)
+    _, spikes = src(x, return_spikes=True)
+    assert norse_spikes.sum() > 50
+    assert torch.equal(norse_spikes, spikes[0])
