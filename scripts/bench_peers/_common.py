@@ -49,6 +49,13 @@ class FastSigmoidSpike(torch.autograd.Function):
         return grad / (1 + ctx.slope * v.abs()) ** 2, None
 
 
+def log_rate(net: nn.Module, h: torch.Tensor) -> None:
+    """Append the mean spike count per bin of one hidden layer's ``h [T, B, H]`` to ``net.spike_log``
+    when the benchmark asks for it (``net.spike_log`` a list; ``None``, the default, records nothing)."""
+    if getattr(net, "spike_log", None) is not None:
+        net.spike_log.append(float(h.detach().float().mean()))
+
+
 def spike(v: torch.Tensor, slope: float) -> torch.Tensor:
     return FastSigmoidSpike.apply(v, slope)
 

@@ -24,7 +24,7 @@ import math
 import torch
 from torch import nn
 
-from ._common import LIReadout, input_weight, log_uniform, spike
+from ._common import LIReadout, input_weight, log_rate, log_uniform, spike
 
 NAME = "clean"
 NEURONS = ("lif", "adlif")
@@ -87,7 +87,12 @@ class CleanNet(nn.Module):
         h = x.transpose(0, 1)  # [T, B, C]
         for layer in self.layers:
             h = layer(h)
+            log_rate(self, h)
         return self.readout(h)
+
+
+def input_weights(model) -> list:
+    return [layer.w_in for layer in model.layers]
 
 
 def build(cfg):

@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._common import LIReadout, input_weight, log_uniform
+from ._common import LIReadout, input_weight, log_rate, log_uniform
 
 NAME = "norse"
 NEURONS = ("lif",)
@@ -70,7 +70,12 @@ class NorseNet(nn.Module):
                 h = torch.stack(out, 0)
             else:
                 h, _ = layer(h)
+            log_rate(self, h)
         return self.readout(h)
+
+
+def input_weights(model) -> list:
+    return [layer.input_weights for layer in model.rec]
 
 
 def build(cfg):

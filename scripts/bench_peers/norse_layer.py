@@ -9,7 +9,7 @@ that reason: ``--peers norse_layer`` runs it.
 
 from __future__ import annotations
 
-from .norse import NEURONS, NorseNet, version  # noqa: F401
+from .norse import NEURONS, NorseNet, input_weights, version  # noqa: F401
 
 NAME = "norse_layer"
 

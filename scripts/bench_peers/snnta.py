@@ -30,6 +30,14 @@ def build(cfg):
     dt = cfg.dt
 
     def forward(x):
-        return model(x, model.step_params(dt))
+        if getattr(model, "spike_log", None) is None:
+            return model(x, model.step_params(dt))
+        logits, spikes = model(x, model.step_params(dt), return_spikes=True)
+        model.spike_log.extend(float(h.detach().float().mean()) for h in spikes)
+        return logits
 
     return model, forward
+
+
+def input_weights(model) -> list:
+    return [layer.w_in.weight for layer in model.layers]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._common import LIReadout, input_weight, log_uniform
+from ._common import LIReadout, input_weight, log_rate, log_uniform
 
 NAME = "snntorch"
 NEURONS = ("lif",)
@@ -56,7 +56,12 @@ class SnnTorchNet(nn.Module):
                 spk, mem = lif(cur_t, spk, mem)
                 out.append(spk)
             h = torch.stack(out, 0)
+            log_rate(self, h)
         return self.readout(h)
+
+
+def input_weights(model) -> list:
+    return list(model.w_in)
 
 
 def build(cfg):

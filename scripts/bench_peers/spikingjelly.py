@@ -21,7 +21,7 @@ import math
 import torch
 from torch import nn
 
-from ._common import LIReadout, input_weight
+from ._common import LIReadout, input_weight, log_rate
 
 NAME = "spikingjelly"
 NEURONS = ("lif",)
@@ -69,7 +69,12 @@ class SpikingJellyNet(nn.Module):
                 s = lif(cur_t + rec(s))
                 out.append(s)
             h = torch.stack(out, 0)
+            log_rate(self, h)
         return self.readout(h)
+
+
+def input_weights(model) -> list:
+    return list(model.w_in)
 
 
 def build(cfg):

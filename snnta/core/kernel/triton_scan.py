@@ -1,0 +1,283 @@
+"""Fused GPU time loop of a population: one Triton kernel runs all ``T`` bins forward, one runs BPTT.
+
+The same recurrence as :func:`snnta.core.kernel.reference.run_population_reference`, for any neuron spec
+``(A_bar [H, n, n], B_bar [H, n], reset [H, n], threshold [H])`` and any :class:`SpikeStep`
+``(max_spikes K, refractory r)``::
+
+    d_k  = I_k + s_{k-1} V^T                          (V = w_rec; tl.dot per chunk of neurons)
+    x~_k = x_{k-1} + reset * s_{k-1}                  (the reset path is detached)
+    x_k  = A_bar x~_k + B_bar d_k,   u_k = x_k[0]
+    c_k  = clamp(floor(u_k / theta), 0, K)   (K = 1: H(u_k / theta - 1)),   s_k = c_k * m_k
+    m_k  = no spike in the r bins before k            (r = 0: m_k = 1)
+
+Backward (per bin from the last; ``psi(v) = (1 + slope |v|)^-2``, the reference's surrogate)::
+
+    dL/ds_k = g_k + (dL/dd_{k+1}) V
+    G_k     = A_bar^T G_{k+1} + e_0 m_k psi(u_k / theta - 1) / theta * dL/ds_k    (spiking)
+    G_k     = A_bar^T G_{k+1} + e_0 dL/du_k                                         (non-spiking)
+    dL/dd_k = B_bar . G_k
+
+and then, vectorized over all bins in torch: ``dA_bar = sum G_k x~_k^T``, ``dB_bar = sum G_k d_k``,
+``dV = sum (dL/dd_k)^T s_{k-1}``, ``dreset = sum A_bar^T G_k s_{k-1}``, ``dtheta = -sum gu_k u_k / theta``.
+
+One program handles a block of ``BLOCK_B`` samples and all neurons, in chunks of ``BLOCK_H``; the
+state of bin ``k - 1`` is read back from the saved per-bin buffers (L1/L2), with a block barrier between
+bins, so nothing of size ``H x H`` has to stay in shared memory.  Recurrent products use ``tl.dot`` with
+``input_precision="ieee"`` (exact fp32, no TF32); the spike operand is binary (or small counts).
+
+The kernels are built on first use (``triton.jit`` reads ``TRITON_INTERPRET`` then), so the CPU
+interpreter (``TRITON_INTERPRET=1``) runs them on CPU tensors in the tests.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+try:  # the GPU builds of torch ship Triton; the CPU build does not (the tests install it for the interpreter)
+    import triton
+    import triton.language as tl
+except Exception:  # ImportError, or a broken install
+    triton = tl = None
+
+_KERNELS: dict = {}
+BLOCK_B = 16  # samples per program (tl.dot needs >= 16 rows)
+MAX_BLOCK_H = 64  # neurons per chunk
+
+
+def available() -> bool:
+    """Whether Triton can be imported."""
+    return tl is not None
+
+
+def interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+def _build():
+    """Define the kernels now: ``triton.jit`` reads ``TRITON_INTERPRET`` when it wraps them (the interpreter
+    patches ``tl`` in the module's globals, hence the module-level import)."""
+    @triton.jit
+    def forward_kernel(drive_ptr, a_ptr, b_ptr, r_ptr, th_ptr, vt_ptr, x_ptr, s_ptr, d_ptr, m_ptr, ref_ptr,
+                       T, B, H,
+                       N: tl.constexpr, NCH: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
+                       RECURRENT: tl.constexpr, SPIKING: tl.constexpr, MAX_SPIKES: tl.constexpr,
+                       REFRACTORY: tl.constexpr, DTYPE: tl.constexpr):
+        pid = tl.program_id(0)
+        offs_b = pid * BLOCK_B + tl.arange(0, BLOCK_B)
+        mask_b = offs_b < B
+        ar = tl.arange(0, BLOCK_H)
+        BH = B * H
+        for k in range(T):
+            for jc in range(NCH):
+                offs_h = jc * BLOCK_H + ar
+                mask_h = offs_h < H
+                m2 = mask_b[:, None] & mask_h[None, :]
+                bh = offs_b[:, None] * H + offs_h[None, :]
+                cur = k * BH + bh
+                d = tl.load(drive_ptr + cur, mask=m2, other=0.0)
+                s_prev = tl.full([BLOCK_B, BLOCK_H], 0.0, DTYPE)
+                if k > 0:
+                    if SPIKING:
+                        s_prev = tl.load(s_ptr + cur - BH, mask=m2, other=0.0)
+                    if RECURRENT:
+                        acc = tl.full([BLOCK_B, BLOCK_H], 0.0, DTYPE)
+                        for ic in range(NCH):
+                            offs_i = ic * BLOCK_H + ar
+                            mask_i = offs_i < H
+                            s_i = tl.load(s_ptr + (k - 1) * BH + offs_b[:, None] * H + offs_i[None, :],
+                                          mask=mask_b[:, None] & mask_i[None, :], other=0.0)
+                            vt = tl.load(vt_ptr + offs_i[:, None] * H + offs_h[None, :],
+                                         mask=mask_i[:, None] & mask_h[None, :], other=0.0)
+                            acc += tl.dot(s_i, vt, input_precision="ieee", out_dtype=DTYPE)
+                        d = d + acc
+                if RECURRENT:
+                    tl.store(d_ptr + cur, d, mask=m2)
+                # x_k[i] = sum_j A[i, j] (x_{k-1}[j] + r_j s_{k-1}) + B[i] d_k; component 0 (u) first
+                for i in tl.static_range(N):
+                    xi = tl.full([BLOCK_B, BLOCK_H], 0.0, DTYPE)
+                    for j in tl.static_range(N):
+                        a_ij = tl.load(a_ptr + offs_h * (N * N) + i * N + j, mask=mask_h, other=0.0)[None, :]
+                        if k > 0:
+                            xt = tl.load(x_ptr + j * T * BH + cur - BH, mask=m2, other=0.0)
+                            if SPIKING:
+                                xt = xt + tl.load(r_ptr + offs_h * N + j, mask=mask_h, other=0.0)[None, :] * s_prev
+                            xi = xi + a_ij * xt
+                    xi = xi + tl.load(b_ptr + offs_h * N + i, mask=mask_h, other=0.0)[None, :] * d
+                    tl.store(x_ptr + i * T * BH + cur, xi, mask=m2)
+                    if i == 0:
+                        if SPIKING:
+                            th = tl.load(th_ptr + offs_h, mask=mask_h, other=1.0)[None, :]
+                            if MAX_SPIKES == 1:
+                                c = tl.where(xi / th - 1.0 >= 0.0, 1.0, 0.0).to(DTYPE)
+                            else:
+                                c = tl.minimum(tl.maximum(tl.floor(xi / th), 0.0), MAX_SPIKES * 1.0).to(DTYPE)
+                            if REFRACTORY > 0:
+                                ref = tl.load(ref_ptr + bh, mask=m2, other=0.0)
+                                allowed = tl.where(ref <= 0.0, 1.0, 0.0).to(DTYPE)
+                                c = c * allowed
+                                tl.store(m_ptr + cur, allowed, mask=m2)
+                                ref = tl.where(c > 0.0, REFRACTORY * 1.0, tl.maximum(ref - 1.0, 0.0)).to(DTYPE)
+                                tl.store(ref_ptr + bh, ref, mask=m2)
+                            tl.store(s_ptr + cur, c, mask=m2)
+            tl.debug_barrier()  # bin k's buffers are complete before bin k + 1 reads them
+
+    @triton.jit
+    def backward_kernel(go_ptr, a_ptr, b_ptr, th_ptr, v_ptr, x_ptr, m_ptr, g_ptr, gd_ptr, gu_ptr,
+                        T, B, H, slope,
+                        N: tl.constexpr, NCH: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
+                        RECURRENT: tl.constexpr, SPIKING: tl.constexpr, REFRACTORY: tl.constexpr,
+                        DTYPE: tl.constexpr):
+        pid = tl.program_id(0)
+        offs_b = pid * BLOCK_B + tl.arange(0, BLOCK_B)
+        mask_b = offs_b < B
+        ar = tl.arange(0, BLOCK_H)
+        BH = B * H
+        for kk in range(T):
+            k = T - 1 - kk
+            for jc in range(NCH):
+                offs_h = jc * BLOCK_H + ar
+                mask_h = offs_h < H
+                m2 = mask_b[:, None] & mask_h[None, :]
+                cur = k * BH + offs_b[:, None] * H + offs_h[None, :]
+                g = tl.load(go_ptr + cur, mask=m2, other=0.0)
+                if SPIKING:
+                    if RECURRENT:
+                        if k < T - 1:  # dL/ds_k += (dL/dd_{k+1}) V
+                            acc = tl.full([BLOCK_B, BLOCK_H], 0.0, DTYPE)
+                            for oc in range(NCH):
+                                offs_o = oc * BLOCK_H + ar
+                                mask_o = offs_o < H
+                                gd_o = tl.load(gd_ptr + (k + 1) * BH + offs_b[:, None] * H + offs_o[None, :],
+                                               mask=mask_b[:, None] & mask_o[None, :], other=0.0)
+                                v = tl.load(v_ptr + offs_o[:, None] * H + offs_h[None, :],
+                                            mask=mask_o[:, None] & mask_h[None, :], other=0.0)
+                                acc += tl.dot(gd_o, v, input_precision="ieee", out_dtype=DTYPE)
+                            g = g + acc
+                    th = tl.load(th_ptr + offs_h, mask=mask_h, other=1.0)[None, :]
+                    u = tl.load(x_ptr + cur, mask=m2, other=0.0)
+                    q = 1.0 + slope * tl.abs(u / th - 1.0)
+                    g = g / (q * q) / th
+                    if REFRACTORY > 0:
+                        g = g * tl.load(m_ptr + cur, mask=m2, other=0.0)
+                    tl.store(gu_ptr + cur, g, mask=m2)
+                # G_k[j] = sum_i A[i, j] G_{k+1}[i] + (j == 0) gu;  dL/dd_k = sum_j B[j] G_k[j]
+                gd = tl.full([BLOCK_B, BLOCK_H], 0.0, DTYPE)
+                for j in tl.static_range(N):
+                    gj = tl.full([BLOCK_B, BLOCK_H], 0.0, DTYPE)
+                    if j == 0:
+                        gj = g
+                    if k < T - 1:
+                        for i in tl.static_range(N):
+                            a_ij = tl.load(a_ptr + offs_h * (N * N) + i * N + j, mask=mask_h, other=0.0)[None, :]
+                            gj = gj + a_ij * tl.load(g_ptr + i * T * BH + cur + BH, mask=m2, other=0.0)
+                    tl.store(g_ptr + j * T * BH + cur, gj, mask=m2)
+                    gd = gd + tl.load(b_ptr + offs_h * N + j, mask=mask_h, other=0.0)[None, :] * gj
+                tl.store(gd_ptr + cur, gd, mask=m2)
+            tl.debug_barrier()
+
+    return forward_kernel, backward_kernel
+
+
+def _kernels():
+    key = interpreting()
+    if key not in _KERNELS:
+        _KERNELS[key] = _build()
+    return _KERNELS[key]
+
+
+def _meta(H: int, dtype: torch.dtype):
+    block_h = max(16, min(MAX_BLOCK_H, triton.next_power_of_2(H)))
+    tl_dtype = {torch.float32: tl.float32, torch.float64: tl.float64}[dtype]
+    return block_h, triton.cdiv(H, block_h), tl_dtype
+
+
+class _TritonScan(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, drive, w_rec, A_bar, B_bar, reset, threshold, slope, spiking, max_spikes, refractory):
+        drive = drive.contiguous()
+        T, batch, H = drive.shape
+        n = A_bar.shape[-1]
+        dtype = drive.dtype
+        A = A_bar.to(dtype).contiguous()
+        Bb = B_bar.to(dtype).contiguous()
+        R = reset.to(dtype).contiguous()
+        theta = threshold.to(dtype).contiguous()
+        recurrent = spiking and w_rec is not None
+        Vt = w_rec.t().to(dtype).contiguous() if recurrent else drive.new_zeros(1)
+        X = drive.new_empty(n, T, batch, H)
+        S = drive.new_empty(T, batch, H) if spiking else drive.new_zeros(1)
+        D = drive.new_empty(T, batch, H) if recurrent else drive
+        refr = spiking and refractory > 0
+        M = drive.new_empty(T, batch, H) if refr else drive.new_zeros(1)
+        REF = drive.new_zeros(batch, H) if refr else drive.new_zeros(1)
+        block_h, nch, tl_dtype = _meta(H, dtype)
+        grid = (triton.cdiv(batch, BLOCK_B),)
+        fwd, _ = _kernels()
+        fwd[grid](drive, A, Bb, R, theta, Vt, X, S, D, M, REF, T, batch, H,
+                  N=n, NCH=nch, BLOCK_B=BLOCK_B, BLOCK_H=block_h, RECURRENT=recurrent, SPIKING=spiking,
+                  MAX_SPIKES=int(max_spikes), REFRACTORY=int(refractory), DTYPE=tl_dtype)
+        ctx.save_for_backward(A, Bb, R, theta, w_rec if recurrent else None, X, S if spiking else None, D,
+                              M if refr else None)
+        ctx.meta = (n, float(slope), spiking, recurrent, refr, A_bar.dtype, B_bar.dtype, reset.dtype,
+                    threshold.dtype)
+        return S if spiking else X[0]
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        n, slope, spiking, recurrent, refr, a_dtype, b_dtype, r_dtype, t_dtype = ctx.meta
+        A, Bb, R, theta, w_rec, X, S, D, M = ctx.saved_tensors
+        T, batch, H = X.shape[1:]
+        dtype = X.dtype
+        go = grad_out.to(dtype).contiguous()
+        V = w_rec.to(dtype).contiguous() if recurrent else go.new_zeros(1)
+        G = go.new_empty(n, T, batch, H)
+        GD = go.new_empty(T, batch, H)
+        GU = go.new_empty(T, batch, H) if spiking else go.new_zeros(1)
+        block_h, nch, tl_dtype = _meta(H, dtype)
+        _, bwd = _kernels()
+        bwd[(triton.cdiv(batch, BLOCK_B),)](go, A, Bb, theta, V, X, M if refr else go.new_zeros(1), G, GD, GU,
+                                           T, batch, H, slope, N=n, NCH=nch, BLOCK_B=BLOCK_B, BLOCK_H=block_h,
+                                           RECURRENT=recurrent, SPIKING=spiking, REFRACTORY=1 if refr else 0,
+                                           DTYPE=tl_dtype)
+        # x~_k = x_{k-1} + reset s_{k-1} (x~_0 = 0): every parameter gradient is a sum over bins and samples
+        Gs = G[:, 1:].reshape(n, -1, H)  # G_k for k >= 1
+        Xp = X[:, :-1].reshape(n, -1, H)  # x_{k-1}
+        dA = torch.einsum("imh,jmh->hij", Gs, Xp)
+        dB = torch.einsum("imh,mh->hi", G.reshape(n, -1, H), D.reshape(-1, H))
+        d_rec = d_reset = d_theta = None
+        if spiking:
+            Sp = S[:-1].reshape(-1, H)
+            gs_sum = torch.einsum("imh,mh->hi", Gs, Sp)  # sum_k G_k[i] s_{k-1}
+            dA = dA + gs_sum[:, :, None] * R[:, None, :]
+            if ctx.needs_input_grad[4]:
+                d_reset = torch.einsum("hij,hi->hj", A, gs_sum).to(r_dtype)
+            if ctx.needs_input_grad[5]:
+                d_theta = (-(GU * X[0]).sum((0, 1)) / theta).to(t_dtype)
+            if recurrent and ctx.needs_input_grad[1]:
+                d_rec = (GD[1:].reshape(-1, H).t() @ Sp).to(w_rec.dtype)
+        d_drive = GD.to(grad_out.dtype) if ctx.needs_input_grad[0] else None
+        return d_drive, d_rec, dA.to(a_dtype), dB.to(b_dtype), d_reset, d_theta, None, None, None, None
+
+
+def supports(step) -> bool:
+    """Whether the kernel implements this spike step: exactly ``(max_spikes, refractory)``, nothing else."""
+    from snnta.core.neurons.step import SpikeStep
+
+    try:
+        return step == SpikeStep(max_spikes=step.max_spikes, refractory=step.refractory) and step.max_spikes >= 1
+    except (AttributeError, TypeError):
+        return False
+
+
+def triton_population(drive: torch.Tensor, p, w_rec: torch.Tensor | None = None, step=None,
+                      slope: float = 10.0) -> torch.Tensor:
+    """Run a population over ``drive [T, B, H]`` in the fused Triton kernels (spikes, or ``u`` when not
+    spiking): the same result and gradients as the reference loop, for any neuron spec and spike step
+    :func:`supports` accepts."""
+    K = step.max_spikes if step is not None else 1
+    r = step.refractory if step is not None else 0
+    reset = p.reset if p.spiking else torch.zeros_like(p.B_bar)
+    return _TritonScan.apply(drive, w_rec if p.spiking else None, p.A_bar, p.B_bar, reset, p.threshold,
+                             float(slope), bool(p.spiking), int(K), int(r))

@@ -1,0 +1,157 @@
+"""The fused Triton kernels (snnta/core/kernel/triton_scan.py) against the reference loop.
+
+Without a GPU they run in Triton's CPU interpreter (``TRITON_INTERPRET=1``, set here before the kernels
+are built) on small shapes; with one, on the GPU.  Forward: spikes equal.  Gradients of all six inputs
+(drive, recurrent weights, A_bar, B_bar, reset, threshold): within 1e-10 relative in float64 and 1e-5 in
+float32.  Float32 rounds differently from the reference loop (the recurrent product is a tl.dot over
+chunks of neurons, the parameter gradients are summed in another order), so 1e-5 there is the
+accumulated rounding of a few hundred float32 terms, not a loosened check of the arithmetic: float64
+pins that down to 1e-10.
+"""
+
+import os
+
+import pytest
+import torch
+
+from snnta.core.kernel import triton_scan
+from snnta.core.kernel.reference import run_population_reference
+from snnta.core.neurons import LIF, AdLIF, LI
+from snnta.core.neurons.step import SpikeStep, StepParams
+
+pytestmark = pytest.mark.skipif(not triton_scan.available(), reason="triton cannot be imported")
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@pytest.fixture(autouse=True)
+def _interpreter(monkeypatch):
+    """On a machine without CUDA, build the kernels for Triton's CPU interpreter."""
+    if DEVICE == "cpu":
+        monkeypatch.setenv("TRITON_INTERPRET", "1")
+    yield
+
+
+def rel_err(a, b):
+    return ((a - b).norm() / b.norm().clamp_min(1e-30)).item()
+
+
+def _spec(kind, H, n, seed, dtype):
+    if kind in ("lif", "adlif", "li"):
+        spec = {"lif": LIF, "adlif": AdLIF, "li": LI}[kind](H, tau_min=0.003, tau_max=0.03).to(dtype)
+        p = spec.step_params(1e-3)
+        return p.A_bar.detach(), p.B_bar.detach(), p.reset.detach(), p.threshold.detach(), p.spiking
+    g = torch.Generator().manual_seed(seed)  # a generic spec of state size n, reset on every component
+    A = torch.randn(H, n, n, generator=g, dtype=dtype) * 0.2 + torch.eye(n, dtype=dtype) * 0.7
+    B = torch.rand(H, n, generator=g, dtype=dtype) * 0.3 + 0.05
+    r = -torch.rand(H, n, generator=g, dtype=dtype)
+    theta = torch.rand(H, generator=g, dtype=dtype) * 0.5 + 0.75
+    return A, B, r, theta, True
+
+
+def _compare(kind, n, dtype, step=SpikeStep(), recurrent=True, T=12, batch=5, H=20, seed=0):
+    A, B, r, theta, spiking = _spec(kind, H, n, seed, dtype)
+    torch.manual_seed(seed)
+    scale = 1.0 if kind not in ("lif", "adlif") else 40.0  # LIF's B_bar = dt/tau is small
+    drive = (torch.randn(T, batch, H, dtype=dtype) + 0.8) * scale
+    w_rec = torch.randn(H, H, dtype=dtype) * 0.3 * scale
+    results = []
+    for fused in (True, False):
+        dev = DEVICE if fused else "cpu"
+        leaves = [t.detach().clone().to(dev).requires_grad_() for t in (drive, w_rec, A, B, r, theta)]
+        p = StepParams(*leaves[2:], dt=1e-3, spiking=spiking)
+        w = leaves[1] if recurrent else None
+        if fused:
+            out = triton_scan.triton_population(leaves[0], p, w, step, 5.0)
+        else:
+            out = run_population_reference(leaves[0], p, w, step, 5.0)
+        weights = torch.linspace(-1, 1, out.numel(), dtype=dtype).reshape(out.shape).to(dev)
+        (out * weights).sum().backward()
+        results.append((out.detach().cpu(), [None if t.grad is None else t.grad.cpu() for t in leaves]))
+    (o_f, g_f), (o_r, g_r) = results
+    return o_f, o_r, g_f, g_r, spiking
+
+
+TOL = {torch.float64: 1e-10, torch.float32: 1e-5}
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("kind,n", [("lif", 1), ("adlif", 2), ("li", 1), ("generic", 2), ("generic", 3)])
+def test_kernel_matches_reference(kind, n, dtype):
+    o_f, o_r, g_f, g_r, spiking = _compare(kind, n, dtype, recurrent=kind != "li")
+    if spiking:
+        assert torch.equal(o_f, o_r) and 0 < o_f.mean() < 0.9, o_f.mean()
+    else:
+        assert rel_err(o_f, o_r) < TOL[dtype]
+    names = ("drive", "w_rec", "A_bar", "B_bar", "reset", "theta")
+    for name, a, b in zip(names, g_f, g_r):
+        if b is None or (not spiking and name in ("w_rec", "reset", "theta")):
+            continue
+        assert a is not None and rel_err(a, b) < TOL[dtype], (name, rel_err(a, b))
+
+
+@pytest.mark.parametrize("step", [SpikeStep(max_spikes=3), SpikeStep(refractory=2), SpikeStep(2, 1)])
+def test_spike_step_options_match_reference(step):
+    """Graded spikes (K > 1) and a refractory period: outputs equal, gradients within 1e-10 (float64)."""
+    o_f, o_r, g_f, g_r, _ = _compare("generic", 2, torch.float64, step=step, T=16)
+    assert torch.equal(o_f, o_r)
+    if step.max_spikes > 1:
+        assert o_f.max() > 1, "test needs graded counts"
+    for name, a, b in zip(("drive", "w_rec", "A_bar", "B_bar", "reset", "theta"), g_f, g_r):
+        assert rel_err(a, b) < 1e-10, name
+
+
+def test_no_recurrence_and_odd_sizes():
+    """H and the batch not multiples of the blocks (masking), no recurrent weights."""
+    o_f, o_r, g_f, g_r, _ = _compare("generic", 1, torch.float64, recurrent=False, T=7, batch=17, H=70)
+    assert torch.equal(o_f, o_r)
+    for a, b in zip(g_f, g_r):
+        if b is not None:
+            assert rel_err(a, b) < 1e-10
+
+
+def test_interpreter_is_what_ran_here():
+    """On this machine (no CUDA) the kernels were built for the interpreter, as make test requires."""
+    if DEVICE == "cuda":
+        pytest.skip("a GPU ran the kernels")
+    assert os.environ.get("TRITON_INTERPRET") == "1" and triton_scan.interpreting()
+    assert True in triton_scan._KERNELS
+
+
+def test_supports_only_the_steps_it_implements():
+    """The kernel takes (max_spikes, refractory) steps; anything else (a subclass with more options) goes
+    to the reference loop."""
+    from dataclasses import dataclass
+
+    assert triton_scan.supports(SpikeStep()) and triton_scan.supports(SpikeStep(3, 2))
+
+    @dataclass(frozen=True)
+    class BudgetStep(SpikeStep):
+        budget: int = 4
+
+    assert not triton_scan.supports(BudgetStep())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("neuron", ["lif", "adlif"])
+def test_cuda_model_runs_the_kernel(neuron, monkeypatch):
+    """device=cuda: the model's populations run in the Triton kernel; logits and every gradient match the
+    CPU (float32: 1e-4 relative, the two devices sum in different orders)."""
+    from snnta.core.model import ModelConfig, SNNClassifier
+
+    calls = []
+    real = triton_scan.triton_population
+    monkeypatch.setattr(triton_scan, "triton_population", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    x = (torch.rand(4, 40, 30) < 0.1).float()
+    y = torch.tensor([0, 1, 2, 0])
+    results = []
+    for device in ("cpu", "cuda"):
+        torch.manual_seed(3)
+        model = SNNClassifier(ModelConfig(n_in=30, n_classes=3, hidden=(16, 12), neuron=neuron, w_in_gain=8.0)).to(device)
+        logits = model(x.to(device), model.step_params(1e-3))
+        torch.nn.functional.cross_entropy(logits, y.to(device)).backward()
+        results.append((logits.detach().cpu(), {n: p.grad.cpu() for n, p in model.named_parameters()}))
+    assert len(calls) == 3  # two hidden layers and the readout
+    assert torch.allclose(results[0][0], results[1][0], rtol=1e-4, atol=1e-5)
+    for name in results[0][1]:
+        assert rel_err(results[1][1][name], results[0][1][name]) < 1e-4, name
