@@ -548,6 +548,30 @@ def _git() -> str:
         return "unknown"
 
 
+def write_outputs(results: list[dict], meta: dict, args, t_start: float) -> str:
+    """Write the Markdown table and the JSON (also after every configuration: a run cut short keeps what
+    it measured).  Returns the Markdown."""
+    import torch
+
+    meta["loadavg_end"] = list(os.getloadavg())
+    meta["wall_s"] = time.perf_counter() - t_start
+    meta["versions"] = {"torch": torch.__version__}
+    for r in results:
+        if r.get("version") and r["impl"] != "clean":
+            meta["versions"].setdefault(r["impl"], r["version"])
+    meta["speedups"] = speedups([r for r in results if r.get("status") == "ok"], args.rate_tol)
+    md = markdown(results, meta, args)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for path, text in ((out, md), (out.with_suffix(".json"), json.dumps(
+            {"meta": meta, "args": {k: v for k, v in vars(args).items() if not k.startswith("_")},
+             "results": results}, indent=1))):
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    return md
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args._child is not None:
@@ -593,6 +617,7 @@ def main(argv=None) -> int:
                 for T in sorted(args.T):
                     r = summarize(run_config(args, impl, neuron, T, rate), args.batch, args.device)
                     results.append(r)
+                    write_outputs(results, meta, args, t_start)
                     if r.get("status") == "ok":
                         peak = (f"peak GPU {r['cuda_peak_mib']:.0f} MiB" if args.device == "cuda"
                                 else f"peak RSS {r['rss_peak_mib']:.0f} MiB")
@@ -606,23 +631,10 @@ def main(argv=None) -> int:
                         r["T"], r["neuron"], r["target_hz"] = "all", "all", None
                         break
 
-    meta["loadavg_end"] = list(os.getloadavg())
-    meta["wall_s"] = time.perf_counter() - t_start
-    meta["versions"] = {"torch": torch.__version__}
-    for r in results:
-        if r.get("version") and r["impl"] != "clean":
-            meta["versions"].setdefault(r["impl"], r["version"])
-    meta["speedups"] = speedups([r for r in results if r.get("status") == "ok"], args.rate_tol)
-    md = markdown(results, meta, args)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(md)
-    out.with_suffix(".json").write_text(json.dumps({"meta": meta, "args": {k: v for k, v in vars(args).items()
-                                                                            if not k.startswith("_")},
-                                                    "results": results}, indent=1))
+    md = write_outputs(results, meta, args, t_start)
     print()
     print(md)
-    print(f"bench: wrote {out} and {out.with_suffix('.json')} in {meta['wall_s']:.0f} s")
+    print(f"bench: wrote {args.out} and {Path(args.out).with_suffix('.json')} in {meta['wall_s']:.0f} s")
     return 0 if any(r.get("status") == "ok" for r in results) else 1
 
 

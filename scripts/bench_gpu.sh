@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# GPU measurement in one go, on a bare GPU machine without network (issue 13):
+#   1. install what the benchmark needs from the wheel files beside the tree (.wheels/, git-ignored;
+#      filled with `pip download --no-deps`, see below) into a private folder (.bench_site/), never into
+#      the machine's Python: its torch and Triton stay as they are;
+#   2. the Triton kernel's tests and the CUDA scan tests on the GPU;
+#   3. scripts/bench.py --device cuda for snnta, the clean loop, snnTorch and SpikingJelly at batch 64
+#      and 256, T = 250 and 1000, all at ~30 Hz per hidden layer;
+#   4. results/bench/cuda.md (both batches, the test summary, the versions) in the output folder.
+# Every stage has a time limit (8 minutes in all, at most) and writes its own log; a failing stage or peer
+# is reported in cuda.md, not fatal.  Usage (from the repository root):
+#
+#   bash scripts/bench_gpu.sh [OUT_DIR]        # OUT_DIR: $1, else $OUT, else results/bench
+#
+# Refill the wheels (on a machine with network, same Python minor version for pyyaml):
+#   pip download --no-deps -d .wheels hydra-core omegaconf snntorch==1.0.0 spikingjelly==2.0.0 loguru tqdm \
+#       pytest pluggy iniconfig packaging exceptiongroup
+#   pip wheel --no-deps -w .wheels antlr4-python3-runtime==4.9.3       # sdist only on PyPI: build it here
+#   pip download --no-deps --only-binary=:all: --python-version 3.X --platform manylinux2014_x86_64 -d .wheels pyyaml
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+OUT_DIR=${1:-${OUT:-$ROOT/results/bench}}
+mkdir -p "$OUT_DIR"
+OUT_DIR=$(cd "$OUT_DIR" && pwd)
+LOGS=$OUT_DIR/cuda_logs
+mkdir -p "$LOGS"
+PY=${PYTHON:-python3}
+SITE=$ROOT/.bench_site
+START=$(date +%s)
+STATUS=$LOGS/status.txt
+: > "$STATUS"
+
+stage() {  # stage NAME SECONDS CMD...: run with a time limit, log to $LOGS/NAME.log, record the outcome
+  local name=$1 limit=$2; shift 2
+  local t0=$(date +%s) rc=0
+  echo "== $name (limit ${limit}s): $*" | tee -a "$LOGS/$name.log"
+  timeout --kill-after=10 "$limit" "$@" >> "$LOGS/$name.log" 2>&1 || rc=$?
+  local dt=$(( $(date +%s) - t0 ))
+  local what=ok
+  if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then what="timed out after ${limit}s"; elif [ $rc -ne 0 ]; then what="failed (exit $rc)"; fi
+  echo "$name: $what in ${dt}s" | tee -a "$STATUS"
+  tail -n 5 "$LOGS/$name.log" | sed 's/^/    /'
+  return 0
+}
+
+# --- 0. the machine
+stage env 30 "$PY" -c '
+import sys, torch
+print("python", sys.version.split()[0], "torch", torch.__version__, "cuda", torch.version.cuda)
+assert torch.cuda.is_available(), "no CUDA device"
+print("device", torch.cuda.get_device_name(0))
+import triton; print("triton", triton.__version__)
+'
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >> "$LOGS/env.log" 2>&1 || true
+
+# --- 1. wheels -> .bench_site (no index, no dependencies resolved: exactly the files given)
+rm -rf "$SITE"; mkdir -p "$SITE"
+install_wheels() {  # one wheel at a time: a wheel for another Python (pyyaml) or a broken one skips only itself
+  local w n=0
+  for w in "$ROOT"/.wheels/*.whl; do
+    if "$PY" -m pip install --no-index --no-deps --disable-pip-version-check --quiet --upgrade --target "$SITE" "$w"; then
+      n=$((n + 1)); echo "installed $(basename "$w")"
+    else
+      echo "skipped $(basename "$w")"
+    fi
+  done
+  echo "$n wheels installed into $SITE"
+}
+if [ -d "$ROOT/.wheels" ]; then
+  export -f install_wheels; export PY ROOT SITE
+  stage install 60 bash -c install_wheels
+else
+  echo "install: no .wheels/ folder beside the tree; peers and pytest only if the machine has them" | tee -a "$STATUS"
+fi
+export PYTHONPATH="$ROOT:$SITE${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONDONTWRITEBYTECODE=1
+
+# --- 2. the kernel tests on the GPU (and the CUDA-vs-CPU scan test)
+stage tests 120 "$PY" -m pytest -q -p no:cacheprovider tests/core/test_triton_scan.py \
+    "tests/core/test_scan.py::test_cuda_training_step_matches_cpu" -rs
+
+# --- 3. the benchmark: batch 64 then 256, each configuration in its own process, ~30 Hz per hidden layer
+BENCH=(scripts/bench.py --device cuda --T 250 1000 --neurons lif adlif --peers clean snntorch spikingjelly
+       --rates 30 --reps 2 --warmup 1 --timeout 60 --tune-tol 0.08)
+stage bench_b64 170 "$PY" "${BENCH[@]}" --batch 64 --out "$OUT_DIR/cuda_b64.md"
+stage bench_b256 100 "$PY" "${BENCH[@]}" --batch 256 --out "$OUT_DIR/cuda_b256.md"
+
+# --- 4. one table file
+"$PY" - "$OUT_DIR" "$STATUS" "$START" <<'EOF' || echo "merge failed" | tee -a "$STATUS"
+import pathlib, sys, time
+out, status, start = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2]), int(sys.argv[3])
+parts = ["# snnta benchmark (cuda)", "",
+         "Written by `scripts/bench_gpu.sh`: kernel tests on the GPU, then `scripts/bench.py --device cuda` at batch "
+         "64 and 256 (each section below is that run's own table; GPU memory = `torch.cuda.max_memory_allocated`).", "",
+         "## Stages", "", *[f"- {line}" for line in status.read_text().splitlines()],
+         f"- total {time.time() - start:.0f} s", ""]
+tests = out / "cuda_logs" / "tests.log"
+if tests.exists():
+    summary = [l for l in tests.read_text().splitlines() if " passed" in l or " failed" in l or "error" in l.lower()]
+    parts += ["Kernel tests: " + (summary[-1].strip("= ") if summary else "no summary (see cuda_logs/tests.log)"), ""]
+for b in (64, 256):
+    f = out / f"cuda_b{b}.md"
+    if f.exists():
+        body = f.read_text().splitlines()
+        parts += [f"## Batch {b}", "", *[("#" + l if l.startswith("#") else l) for l in body[1:]], ""]
+    else:
+        parts += [f"## Batch {b}", "", "not measured (see cuda_logs/)", ""]
+(out / "cuda.md").write_text("\n".join(parts))
+print("wrote", out / "cuda.md")
+EOF
+echo "bench_gpu: done in $(( $(date +%s) - START ))s; $OUT_DIR/cuda.md, logs in $LOGS"
+cat "$STATUS"
