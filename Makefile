@@ -6,7 +6,7 @@ TORCH  ?= torch==2.13.0
 # the pinned CPU build of torch is installed first so the package's torch range needs nothing more
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test demo demo-randman clean
+.PHONY: install test demo demo-randman study clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,20 @@ define study
 	done
 	$(BIN)/snnta report dir=$(1) out=$(3) title="$(4)"
 endef
+
+# The study (issue 14, results/study/README.md): for each dataset the training sweeps (sources, oracles,
+# mixed time-step networks), then the adaptation sweeps, then the report.  Hours of compute: stop it any
+# time; the same command resumes (finished runs are skipped, interrupted ones continue from their last epoch).
+STUDY_DATASETS ?= spoken_digits
+STUDY_JOBS     ?= 2
+study: $(STAMP)
+	for d in $(STUDY_DATASETS); do \
+	  for e in sources oracles mixed; do \
+	    $(BIN)/snnta train -m +experiment=$${d}_$$e hydra.launcher.n_jobs=$(STUDY_JOBS) || exit 1; done; \
+	  for e in adapt adapt_8ms adapt_mixed; do \
+	    $(BIN)/snnta adapt -m +experiment=$${d}_$$e hydra.launcher.n_jobs=$(STUDY_JOBS) || exit 1; done; \
+	done
+	$(BIN)/snnta report dir=runs/study out=results/study title="snnta study: zero-shot adaptation across bin widths"
 
 clean:
 	rm -rf $(VENV) runs outputs multirun .pytest_cache

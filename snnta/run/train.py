@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from snnta.core.deployment import Deployment, deploy
-from snnta.data.events import BIN_MODES, EventDataset, iter_batches
+from snnta.core.units import parse_duration
+from snnta.data.events import BIN_MODES, EventDataset, bin_batch, iter_batches
 from snnta.errors import CheckpointError, ConfigError
 from snnta.run.evaluate import evaluate
 from snnta.util.io import save_torch
@@ -32,6 +33,17 @@ class TrainConfig:
     rate_reg: float = 1.0  # weight of the mean spike count per neuron and bin, added to the loss
     seed: int = 0
     bin_mode: str = "count"
+    # Options below default to the behaviour before they existed (null in configs/train.yaml = default).
+    patience: int | None = None  # early stopping: stop after this many epochs without a better val accuracy
+    lr_schedule: str | None = None  # cosine (default, over `epochs`) | constant | plateau (halve on a val plateau)
+    lr_patience: int | None = None  # plateau: epochs without a better val accuracy before halving (default 3)
+    dt_choices: tuple[float | str, ...] | None = None  # mixed time-step training: a bin width drawn per batch
+
+    def __post_init__(self):
+        if self.dt_choices is not None:  # durations with units ("2ms") -> seconds
+            dts = tuple(parse_duration(d, f"train.dt_choices[{i}]") if isinstance(d, str) else float(d)
+                        for i, d in enumerate(self.dt_choices))
+            object.__setattr__(self, "dt_choices", dts)
 
     def validate(self) -> None:
         if self.epochs < 1:
@@ -46,6 +58,55 @@ class TrainConfig:
             raise ConfigError(f"train.bin_mode: unknown mode {self.bin_mode!r}; choose one of: {', '.join(BIN_MODES)}")
         if self.rate_reg < 0 or self.weight_decay < 0:
             raise ConfigError("train.rate_reg and train.weight_decay must be >= 0")
+        if self.patience is not None and self.patience < 1:
+            raise ConfigError(f"train.patience must be >= 1 or null (no early stopping), got {self.patience}")
+        if self.patience is not None and self.val_fraction <= 0:
+            raise ConfigError("train.patience needs a validation split: set train.val_fraction > 0")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(f"train.lr_schedule: unknown schedule {self.lr_schedule!r}; "
+                              f"choose one of: {', '.join(s for s in LR_SCHEDULES if s)}")
+        if self.lr_schedule == "plateau" and self.val_fraction <= 0:
+            raise ConfigError("train.lr_schedule=plateau needs a validation split: set train.val_fraction > 0")
+        if self.lr_patience is not None and self.lr_patience < 1:
+            raise ConfigError(f"train.lr_patience must be >= 1 or null, got {self.lr_patience}")
+        if self.dt_choices is not None and (not self.dt_choices or min(self.dt_choices) <= 0):
+            raise ConfigError(f"train.dt_choices: need one or more positive bin widths, got {list(self.dt_choices)}")
+
+
+#: learning-rate schedules of :class:`TrainConfig` (``None``: cosine)
+LR_SCHEDULES = (None, "cosine", "constant", "plateau")
+
+
+def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig):
+    """The learning-rate schedule of ``cfg``: cosine annealing ``lr_e = lr/2 (1 + cos(pi e / epochs))``,
+    a constant rate, or ``plateau``: ``lr <- lr/2`` whenever the validation accuracy has not improved for
+    ``lr_patience`` epochs (stepped with that accuracy)."""
+    if cfg.lr_schedule in (None, "cosine"):
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
+    if cfg.lr_schedule == "constant":
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda epoch: 1.0)
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.5,
+                                                      patience=(cfg.lr_patience or 3) - 1)
+
+
+def epochs_since_best(history: list[dict]) -> int:
+    """Epochs run after the first one with the best validation accuracy (0 without validation)."""
+    accs = [r.get("val_accuracy") for r in history]
+    if not accs or accs[-1] is None:
+        return 0
+    best = max(range(len(accs)), key=lambda i: (accs[i], -i))
+    return len(accs) - 1 - best
+
+
+def mixed_batches(ds: EventDataset, dts: tuple[float, ...], batch_size: int, rng: np.random.Generator,
+                  mode: str = "count"):
+    """Shuffled ``(counts [B, T_b, C], labels [B], dt_b)`` batches, each binned at its own bin width
+    ``dt_b`` drawn uniformly from ``dts`` (mixed time-step training, Du et al., ICLR 2025)."""
+    order = rng.permutation(len(ds))
+    for start in range(0, len(ds), batch_size):
+        idx = order[start:start + batch_size]
+        dt = float(dts[int(rng.integers(len(dts)))])
+        yield bin_batch(ds, idx, dt, mode), torch.from_numpy(ds.labels[idx]), dt
 
 
 def seed_everything(seed: int) -> None:
@@ -104,7 +165,7 @@ def train(model: SNNClassifier, train_ds: EventDataset, dt: float, cfg: TrainCon
     rng = np.random.default_rng(cfg.seed)
     model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
+    sched = make_scheduler(opt, cfg)
     history, best_acc, best_state, first = [], -1.0, None, 0
     state_path = Path(state_path) if state_path is not None else None
     if state_path is not None and state_path.is_file():
@@ -120,11 +181,18 @@ def train(model: SNNClassifier, train_ds: EventDataset, dt: float, cfg: TrainCon
     bar = tqdm(range(first, cfg.epochs), desc=f"train dt={dt * 1e3:g}ms", disable=not progress,
                initial=first, total=cfg.epochs)
     for epoch in bar:
+        if cfg.patience is not None and epochs_since_best(history) >= cfg.patience:
+            break  # early stop (also when resuming a run that had stopped)
         model.train()
         start, loss_sum, correct, n = time.perf_counter(), 0.0, 0, 0
-        for step, (x, y) in enumerate(iter_batches(fit_ds, dt, cfg.batch_size, True, rng, cfg.bin_mode)):
+        lr = opt.param_groups[0]["lr"]
+        if cfg.dt_choices is None:
+            batches = ((x, y, dt) for x, y in iter_batches(fit_ds, dt, cfg.batch_size, True, rng, cfg.bin_mode))
+        else:
+            batches = mixed_batches(fit_ds, cfg.dt_choices, cfg.batch_size, rng, cfg.bin_mode)
+        for step, (x, y, dt_b) in enumerate(batches):
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            logits, spikes = model(x, model.step_params(dt), return_spikes=True)
+            logits, spikes = model(x, model.step_params(dt_b), return_spikes=True)
             loss = F.cross_entropy(logits, y)
             if cfg.rate_reg:
                 loss = loss + cfg.rate_reg * torch.stack([s.mean() for s in spikes]).mean()
@@ -137,16 +205,19 @@ def train(model: SNNClassifier, train_ds: EventDataset, dt: float, cfg: TrainCon
             loss_sum += loss.item() * len(y)
             correct += (logits.argmax(1) == y).sum().item()
             n += len(y)
-        sched.step()
+        if cfg.lr_schedule != "plateau":
+            sched.step()
         if not all(torch.isfinite(p).all() for p in model.parameters()):
             raise FloatingPointError(f"non-finite parameters after epoch {epoch + 1}")
         row = {"epoch": epoch + 1, "train_loss": loss_sum / n, "train_accuracy": correct / n,
-               "epoch_time_s": time.perf_counter() - start, "steps": steps}
+               "epoch_time_s": time.perf_counter() - start, "steps": steps, "lr": lr}
         if val_ds is not None:
             val = evaluate(deploy(model, dt), val_ds, bin_mode=cfg.bin_mode)
             row.update(val_accuracy=val["accuracy"], val_loss=val["loss"], val_rate_hz=val["rate_hz"])
             if val["accuracy"] > best_acc:
                 best_acc, best_state = val["accuracy"], copy.deepcopy(model.state_dict())
+            if cfg.lr_schedule == "plateau":
+                sched.step(val["accuracy"])
         history.append(row)
         if state_path is not None:
             save_torch(state_path, _state(model, opt, sched, rng, epoch + 1, history, best_acc, best_state))

@@ -1,0 +1,177 @@
+"""The study's machinery (issue 14): the training options it relies on (early stopping, learning-rate
+schedules, mixed time-step training), the experiment configs run as parallel sweeps through Hydra's joblib
+launcher and submitit's local executor, resuming by rerunning, and ``snnta report`` on the result."""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from snnta.core.model import ModelConfig, SNNClassifier
+from snnta.core.units import n_bins
+from snnta.data import load_dataset
+from snnta.errors import ConfigError
+from snnta.run.args import train_args
+from snnta.run.train import TrainConfig, epochs_since_best, mixed_batches, train
+from tests.conftest import run_cli
+
+RANDMAN = {"n_channels": 12, "n_classes": 3, "dim": 1, "spikes_per_channel": 1, "n_freq": 3, "smoothness": 1.0,
+           "duration": "80ms", "margin": "10ms", "jitter": "1ms", "n_train": 60, "n_test": 30, "seed": 0}
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_dataset("randman", **RANDMAN)
+
+
+def tiny_model(ds) -> SNNClassifier:
+    torch.manual_seed(0)
+    return SNNClassifier(ModelConfig(n_in=ds.n_channels, n_classes=ds.n_classes, hidden=(6,), w_in_gain=20.0))
+
+
+# --------------------------------------------------------------------------- TrainConfig options
+
+def test_dt_choices_take_units_and_bad_values_name_the_key():
+    assert TrainConfig(dt_choices=("2ms", "4ms", 0.008)).dt_choices == pytest.approx((2e-3, 4e-3, 8e-3))
+    assert TrainConfig().dt_choices is None and TrainConfig().patience is None
+    with pytest.raises(ConfigError, match=r"train.dt_choices\[1\]"):
+        TrainConfig(dt_choices=("2ms", "4"))
+    for bad, key in [({"dt_choices": ()}, "train.dt_choices"), ({"patience": 0}, "train.patience"),
+                     ({"lr_schedule": "step"}, "train.lr_schedule"), ({"lr_patience": 0}, "train.lr_patience"),
+                     ({"patience": 3, "val_fraction": 0.0}, "train.patience")]:
+        with pytest.raises(ConfigError, match=key):
+            TrainConfig(**bad).validate()
+
+
+def test_train_args_accept_the_new_keys_and_old_configs():
+    from tests.run.test_commands import TRAIN
+
+    assert train_args(TRAIN).train.dt_choices is None  # a config from before the options existed
+    cfg = {**TRAIN, "train": {**TRAIN["train"], "dt_choices": ["1ms", "4ms"], "patience": 5,
+                              "lr_schedule": "plateau", "lr_patience": None}}
+    t = train_args(cfg).train
+    assert t.dt_choices == pytest.approx((1e-3, 4e-3)) and t.patience == 5 and t.lr_schedule == "plateau"
+
+
+def test_epochs_since_best_counts_from_the_first_best_epoch():
+    h = [{"val_accuracy": a} for a in (0.2, 0.5, 0.4, 0.5, 0.3)]
+    assert epochs_since_best(h) == 3  # best first reached at epoch 2; ties later do not reset the count
+    assert epochs_since_best(h[:2]) == 0 and epochs_since_best([]) == 0
+    assert epochs_since_best([{"train_loss": 1.0}]) == 0  # no validation: never stops early
+
+
+def test_mixed_batches_bin_each_batch_at_a_drawn_dt(data):
+    train_ds, _ = data
+    dts = (2e-3, 4e-3, 8e-3)
+    seen = []
+    for _ in range(6):
+        for x, y, dt in mixed_batches(train_ds, dts, 16, np.random.default_rng(len(seen))):
+            assert dt in dts and x.shape == (len(y), n_bins(train_ds.duration, dt), train_ds.n_channels)
+            seen.append(dt)
+    assert set(seen) == set(dts)  # every choice is drawn
+    a = [dt for *_, dt in mixed_batches(train_ds, dts, 16, np.random.default_rng(3))]
+    b = [dt for *_, dt in mixed_batches(train_ds, dts, 16, np.random.default_rng(3))]
+    assert a == b  # deterministic in the generator (and so resumable)
+
+
+def test_mixed_training_runs_and_validates_at_the_main_dt(data, tmp_path):
+    train_ds, _ = data
+    dep, history = train(tiny_model(train_ds), train_ds, 4e-3, TrainConfig(epochs=2, batch_size=16,
+                         dt_choices=("2ms", "4ms", "8ms")), progress=False, state_path=tmp_path / "s.pt")
+    assert dep.dt == pytest.approx(4e-3) and len(history) == 2 and "val_accuracy" in history[-1]
+
+
+def test_early_stopping_stops_and_a_rerun_does_not_continue(data, tmp_path):
+    train_ds, _ = data
+    cfg = TrainConfig(epochs=10, batch_size=16, lr=1e-12, patience=2, lr_schedule="constant")  # lr ~ 0: flat
+    _, history = train(tiny_model(train_ds), train_ds, 4e-3, cfg, progress=False, state_path=tmp_path / "s.pt")
+    assert len(history) == 3  # epoch 1 best, then 2 epochs without a better val accuracy
+    _, again = train(tiny_model(train_ds), train_ds, 4e-3, cfg, progress=False, state_path=tmp_path / "s.pt")
+    assert len(again) == 3
+
+
+def test_schedules_follow_their_formulas(data):
+    train_ds, _ = data
+    lr, epochs = 1e-3, 4
+    _, h = train(tiny_model(train_ds), train_ds, 4e-3, TrainConfig(epochs=epochs, batch_size=32, lr=lr),
+                 progress=False)
+    cosine = [lr / 2 * (1 + math.cos(math.pi * e / epochs)) for e in range(epochs)]
+    assert [r["lr"] for r in h] == pytest.approx(cosine)  # the default, unchanged
+    flat = TrainConfig(epochs=4, batch_size=32, lr=1e-12, lr_schedule="plateau", lr_patience=1)
+    _, h = train(tiny_model(train_ds), train_ds, 4e-3, flat, progress=False)
+    assert [r["lr"] for r in h] == pytest.approx([1e-12, 1e-12, 5e-13, 2.5e-13])  # halved per flat epoch
+    _, h = train(tiny_model(train_ds), train_ds, 4e-3, TrainConfig(epochs=3, batch_size=32, lr=lr,
+                 lr_schedule="constant"), progress=False)
+    assert [r["lr"] for r in h] == pytest.approx([lr] * 3)
+
+
+# --------------------------------------------------------------------------- sweeps through the launchers
+
+TINY = ["dataset=randman"] + [f"dataset.{k}={v}" for k, v in RANDMAN.items()] + [
+    "model.hidden=[6]", "train.epochs=2", "train.batch_size=16", "train.patience=5"]
+
+
+def _metrics(folder: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(folder.rglob("metrics.json"))]
+
+
+@pytest.mark.slow
+def test_two_job_joblib_sweep_resumes_and_reports(tmp_path):
+    runs = tmp_path / "runs"
+    common = ["+experiment=spoken_digits", *TINY, f"paths.runs={runs}", "hydra.launcher.n_jobs=2"]
+    run_cli("train", "-m", *common, "seed=0,1", cwd=tmp_path)
+    train_dir = runs / "study" / "randman" / "train"
+    assert sorted(p.name for p in train_dir.iterdir() if p.is_dir()) == ["lif_4ms_seed0", "lif_4ms_seed1"]
+    trained = _metrics(train_dir)
+    assert [m["seed"] for m in trained] == [0, 1]
+    for m in trained:  # what the report needs from a training run
+        assert m["kind"] == "train" and m["dataset"] == "randman" and m["neuron"] == "lif"
+        assert m["dt"] == pytest.approx(4e-3) and m["train_time_s"] > 0 and 1 <= m["epochs_run"] <= 2
+        assert m["recipe"]["study.recipe"] == "source" and m["recipe"]["train.dt_choices"] is None
+    again = run_cli("train", "-m", *common, "seed=0,1", cwd=tmp_path)  # rerun: both skipped
+    assert again.stdout.count("is complete") == 2 and _metrics(train_dir) == trained
+    run_cli("adapt", "-m", "+experiment=spoken_digits_adapt", "src.dataset=randman", "src.seed=0,1",
+            "src.neuron=lif", "method=none,euler", "tgt_dt=2ms", "spikes=source", f"paths.runs={runs}",
+            "hydra.launcher.n_jobs=2", cwd=tmp_path)
+    adapted = _metrics(runs / "study" / "randman" / "adapt")
+    assert len(adapted) == 4 and {m["method"] for m in adapted} == {"none", "euler"}
+    assert all(m["kind"] == "adapt" and m["source_recipe"]["study.recipe"] == "source" for m in adapted)
+    out = tmp_path / "report"
+    run_cli("report", f"dir={runs / 'study'}", f"out={out}", cwd=tmp_path)
+    assert (out / "accuracy.md").is_file() and (out / "accuracy.csv").is_file()
+    assert any(p.suffix == ".png" for p in out.iterdir())
+
+
+@pytest.mark.slow
+def test_mixed_experiment_records_its_dt_choices(tmp_path):
+    runs = tmp_path / "runs"
+    run_cli("train", "-m", "+experiment=spoken_digits_mixed", *TINY, f"paths.runs={runs}", "train.epochs=1",
+            "neuron=lif", "seed=0", "hydra/launcher=basic", cwd=tmp_path)  # one job of the sweep
+    (m,) = _metrics(runs / "study" / "randman" / "train")
+    assert m["recipe"]["train.dt_choices"] == ["2ms", "4ms", "8ms"] and m["dt"] == pytest.approx(4e-3)
+    assert (runs / "study" / "randman" / "train" / "lif_4ms_mixed_seed0" / "checkpoint.pt").is_file()
+
+
+@pytest.mark.slow
+def test_submitit_local_executor_runs_the_sweep(tmp_path):
+    runs = tmp_path / "runs"
+    run_cli("train", "-m", "+experiment=spoken_digits", *TINY, f"paths.runs={runs}", "train.epochs=1",
+            "seed=0,1", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5", cwd=tmp_path, timeout=400)
+    assert sorted(m["seed"] for m in _metrics(runs / "study" / "randman" / "train")) == [0, 1]
+
+
+def test_slurm_launcher_config_composes():
+    from hydra import compose, initialize_config_dir
+
+    from snnta.cli import config_dir
+
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose("train", overrides=["+experiment=spoken_digits_sources", "hydra/launcher=study_slurm"],
+                      return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher") and launcher.cpus_per_task == 1 and launcher.timeout_min > 0
+    assert dict(cfg.hydra.sweeper.params) == {"neuron": "lif,adlif", "dt": "4ms,8ms", "seed": "0,1,2"}
+    assert cfg.hydra.sweep.subdir == "lif_4ms_seed0" and cfg.model.train_rule == "zoh"
