@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check $(TORCH)
-	$(BIN)/pip install -q --disable-pip-version-check -e '.[test]'
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[test,sweep]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -39,7 +39,7 @@ define study
 	    method=none,tau,integral,euler,expectation tgt_dt=1ms,2ms,4ms,8ms spikes=bin,source \
 	    hydra.sweep.dir=$(1)/adapt/$$n progress=false || exit 1; \
 	done
-	$(BIN)/snnta report dir=$(1) out=$(3) title="$(4)"
+	$(BIN)/snnta report dir=$(1) out=$(3) title="$(4)" timings=false
 endef
 
 # The study (issue 14, results/study/README.md): for each dataset the training sweeps (sources, oracles,

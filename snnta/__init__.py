@@ -9,10 +9,11 @@ Quick start::
 
     import snnta
     train_ds, test_ds = snnta.load_dataset("randman")
+    snnta.seed_everything(0)
     model = snnta.SNNClassifier(snnta.ModelConfig(n_in=100, n_classes=10, neuron="adlif", w_in_gain=20))
-    source, history = snnta.run.train(model, train_ds, dt=4e-3)
+    source, history = snnta.train(model, train_ds, dt=4e-3)
     target = snnta.adapt_model(source, tgt_dt=1e-3, method="euler", spikes="source")
-    print(snnta.run.evaluate(target, test_ds)["accuracy"])
+    print(snnta.evaluate(target, test_ds)["accuracy"])
 """
 
 from snnta._version import __version__  # noqa: E402,F401
@@ -26,10 +27,10 @@ from snnta.core.methods import METHODS, adapt_params, get_method, spike_step  # 
 from snnta.core.neurons import SpikeStep, StepParams  # noqa: E402
 from snnta.core.model import ModelConfig, SNNClassifier  # noqa: E402
 from snnta.core.ssm import continuous, discretize, rediscretize  # noqa: E402
-from snnta.run.train import TrainConfig, train  # noqa: E402
+from snnta.run.train import TrainConfig, seed_everything, train  # noqa: E402
 from snnta.core.units import format_duration, parse_duration  # noqa: E402
 
 __all__ = ["Deployment", "adapt_model", "deploy", "load_checkpoint", "save_checkpoint", "load_dataset",
            "evaluate", "METHODS", "SpikeStep", "StepParams", "neurons", "adapt_params", "get_method", "spike_step", "ModelConfig",
-           "SNNClassifier", "continuous", "discretize", "rediscretize", "TrainConfig", "train",
+           "SNNClassifier", "continuous", "discretize", "rediscretize", "TrainConfig", "train", "seed_everything",
            "format_duration", "parse_duration"]

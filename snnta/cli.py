@@ -1,32 +1,41 @@
-"""Command-line entry point ``snnta {train,adapt,eval,report}``: a Hydra skin over :mod:`snnta.run.commands`.
+"""Command-line entry point ``snnta {train,adapt,eval,report,export}``: a Hydra skin over :mod:`snnta.run.commands`.
 
 The only module that imports Hydra.  Before Hydra runs, :func:`precheck` composes the config for every
-value of every swept key and validates it with the command's argument builder, so a bad sweep fails
-before its first job and before anything is written.  Every :class:`~snnta.errors.SnntaError` becomes
-one line on stderr with exit status 2.
+value of every swept key and validates it with the command's argument builder (and, for adapt and eval,
+resolves the checkpoint), so a bad sweep fails before its first job and before anything is written.
+A single run's folder is created by snnta only after its checks pass (Hydra's run dir is neutral); a
+sweep job that fails leaves no empty folder.  Every :class:`~snnta.errors.SnntaError` becomes one line on
+stderr with exit status 2; Ctrl-C and SIGTERM exit with status 130, saying how to resume.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import warnings
 from pathlib import Path
 
 from snnta.errors import ConfigError, SnntaError
+from snnta.run.shell import check_launcher, check_words, sweep_summary
 
-COMMANDS = ("train", "adapt", "eval", "report")
-USAGE = """usage: snnta COMMAND [-m] [key=value ...]
+COMMANDS = ("train", "adapt", "eval", "report", "export")
+USAGE = """usage: snnta COMMAND [-m] [key=value ...]      snnta COMMAND --help lists the keys of a command
 
 commands:
   train    train an SNN at one bin width            snnta train dataset=randman neuron=adlif dt=4ms
   adapt    adapt a checkpoint to another bin width   snnta adapt method=zoh tgt_dt=1ms spikes=source
   eval     evaluate a checkpoint at its bin width    snnta eval checkpoint=runs/train/<run>
-  report   tables and accuracy-vs-dt plots           snnta report dir=runs out=results/report
+  report   tables and accuracy-vs-rho plots          snnta report dir=runs out=results/report
+  export   write a checkpoint as a NIR graph         snnta export checkpoint=runs/train/<run> out=model.nir
 
 Overrides are Hydra's: `-m` sweeps comma-separated values (method=none,tau tgt_dt=1ms,2ms),
-`hydra/launcher=joblib` runs a sweep in parallel; `snnta COMMAND --cfg job` prints the config.
+`hydra/launcher=joblib hydra.launcher.n_jobs=2` runs a sweep in parallel (`make install` installs it);
+`snnta COMMAND --cfg job` prints the resolved config.
 Running the same `snnta train` command again resumes an interrupted run."""
+#: hydra/launcher=NAME -> the plugin module it needs (installed by the `sweep` extra)
+LAUNCHERS = {"joblib": "hydra_plugins.hydra_joblib_launcher", "submitit_local": "hydra_plugins.hydra_submitit_launcher",
+             "submitit_slurm": "hydra_plugins.hydra_submitit_launcher"}
 
 
 def config_dir() -> Path:
@@ -86,6 +95,8 @@ def _hydra_message(e: Exception, command: str) -> str:
         group, _, bad = missing.rpartition("/")
         block = text.split("Available options in")[1].split("Config search path")[0]
         opts = [ln.strip() for ln in block.splitlines()[1:] if ln.strip()]
+        if group == "hydra/launcher":
+            return f"hydra/launcher={bad} is not installed; run `make install` or pip install -e '.[sweep]'"
         if group == "method":
             from snnta.core.methods import method_choices
 
@@ -93,46 +104,56 @@ def _hydra_message(e: Exception, command: str) -> str:
         return f"unknown {group} {bad!r}; choose one of: {', '.join(opts)}"
     if "Could not override" in text or "not in struct" in text:
         key = text.split("'")[1] if "'" in text else "?"
-        return f"unknown key {key!r} for `snnta {command}`; `snnta {command} --cfg job` lists the keys"
+        return f"unknown key {key!r} for `snnta {command}`; `snnta {command} --help` lists the keys"
     if type(e).__name__ in ("OverrideParseException", "LexerNoViableAltException") or "mismatched input" in text:
         detail = lines[0].split(": ", 1)[-1] if lines else text
-        return f"cannot parse an override near {detail!r}; write key=value (see `snnta --help`)"
+        return f"cannot parse an override near {detail!r}; write key=value (see `snnta {command} --help`)"
     return lines[0] if lines else type(e).__name__
 
 
-def precheck(command: str, overrides: list[str]) -> None:
-    """Compose and validate the config for each variant of the overrides; raise a one-line ConfigError."""
+def precheck(command: str, overrides: list[str]) -> dict:
+    """Compose and validate the config for each variant of the overrides; raise a one-line ConfigError.
+    Returns the sweep folder (``hydra.sweep.dir``) the overrides give."""
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
+    from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
     from snnta.run.args import BUILDERS
+    from snnta.run.folders import find_checkpoint
 
-    cfg_dir = config_dir()
+    check_words(overrides, _TAKES_VALUE)
+    check_launcher(overrides, LAUNCHERS)
     if not any(o in ("-m", "--multirun") for o in overrides):
         for o in overrides:
             key, sep, value = o.partition("=")
             vals = _split_sweep(value) if sep and not key.lstrip("+~").startswith("hydra") else None
             if vals and len(vals) > 1:
                 raise ConfigError(f"{key}: {value!r} lists several values; add -m to run one job per value")
-    validate = BUILDERS[command] if command in ("train", "adapt") else None
-    with initialize_config_dir(config_dir=str(cfg_dir), version_base="1.3", job_name=f"snnta_{command}"):
+    sweep_dir, checks = None, []
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3", job_name=f"snnta_{command}"):
         for variant in _variants(overrides):
             try:
-                cfg = compose(command, overrides=variant)
-                plain = _plain(cfg) if validate is not None else None
+                cfg = compose(command, overrides=variant, return_hydra_config=sweep_dir is None)
+                if sweep_dir is None:
+                    sweep_dir = str(cfg.hydra.sweep.dir)
+                    cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+                plain = _plain(cfg)
             except (HydraException, OmegaConfBaseException, ValueError) as e:
                 raise ConfigError(_hydra_message(e, command)) from None
-            if validate is not None:
-                try:
-                    validate(plain)
-                except KeyError as e:
-                    raise ConfigError(_hydra_message(e, command)) from None
+            try:
+                BUILDERS[command](plain)
+            except KeyError as e:
+                raise ConfigError(_hydra_message(e, command)) from None
+            checks.append(plain)
+    for plain in checks if command in ("adapt", "eval", "export") else ():  # after every value is known to be valid
+        find_checkpoint(plain["checkpoint"], plain["paths"]["runs"])
+    return sweep_dir
 
 
 # --------------------------------------------------------------------------- Hydra entry
 
-def _hydra_entry(command: str):
+def _hydra_entry(command: str, keep: str, resume_hint: str):
     import hydra
 
     def task(cfg):
@@ -140,21 +161,31 @@ def _hydra_entry(command: str):
         from hydra.types import RunMode
 
         from snnta.run.commands import run_command
+        from snnta.run.folders import remove_empty_dirs
 
         hc = HydraConfig.get()
+        multirun = hc.mode == RunMode.MULTIRUN
+        out = Path(hc.runtime.output_dir) if multirun else None
         try:
-            return run_command(command, _plain(cfg), Path(hc.runtime.output_dir), list(hc.overrides.task),
-                               multirun=hc.mode == RunMode.MULTIRUN)
+            return run_command(command, _plain(cfg), out, list(hc.overrides.task), multirun=multirun)
         except (SnntaError, FloatingPointError) as e:
+            if out is not None:
+                remove_empty_dirs(out, keep)
             _fail(command, str(e))
-        except KeyboardInterrupt:
-            _fail(command, "interrupted; run the same command again to resume", status=130)
+        except KeyboardInterrupt as e:
+            if out is not None:
+                remove_empty_dirs(out, keep)
+            _fail(command, f"{str(e) or 'interrupted'}{resume_hint}", status=130)
 
     return hydra.main(config_path=str(config_dir()), config_name=command, version_base="1.3")(task)
 
 
+def _on_sigterm(signum, frame):
+    raise KeyboardInterrupt
+
+
 _TAKES_VALUE = {"--cfg", "-c", "--package", "-p", "--config-name", "-cn", "--config-path", "-cp", "--config-dir",
-                "-cd", "--experimental-rerun"}
+                "-cd", "--experimental-rerun", "--info"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,22 +197,43 @@ def main(argv: list[str] | None = None) -> int:
     warnings.formatwarning = lambda message, *args, **kwargs: f"snnta {command}: warning: {message}\n"
     if command not in COMMANDS:
         _fail("", f"unknown command {command!r}; choose one of: {', '.join(COMMANDS)}")
-    if not any(o in ("--help", "-h", "--hydra-help", "--info") for o in overrides):
-        plain = [o for i, o in enumerate(overrides)
-                 if not o.startswith("-") and not (i > 0 and overrides[i - 1] in _TAKES_VALUE)]
+    plain = [o for i, o in enumerate(overrides)
+             if not o.startswith("-") and not (i > 0 and overrides[i - 1] in _TAKES_VALUE)]
+    if any(o in ("--help", "-h") for o in overrides):
+        from snnta.run.helptext import command_help
+
+        print(command_help(command, config_dir(), plain))
+        return 0
+    multirun = any(o in ("-m", "--multirun") for o in overrides)
+    keep, sweep_dir = ".", None
+    if not any(o in ("--hydra-help", "--info", "--cfg", "-c") for o in overrides):
         try:
-            precheck(command, plain + [o for o in overrides if o in ("-m", "--multirun")])
+            swept = precheck(command, plain + (["-m"] if multirun else []))
         except SnntaError as e:
             _fail(command, str(e))
-    entry = _hydra_entry(command)
+        if multirun:
+            from snnta.run.folders import _existing_ancestor
+
+            sweep_dir = Path(swept)
+            keep = str(_existing_ancestor(sweep_dir))
+            if not any(o.startswith("hydra.sweep.dir=") for o in overrides):
+                overrides = overrides + [f"hydra.sweep.dir={sweep_dir}"]  # the folder the summary reads
+    elif any(o in ("--cfg", "-c") for o in overrides) and "--resolve" not in overrides:
+        overrides = overrides + ["--resolve"]  # show the values a run would use
+    hint = f"; run `snnta {' '.join(argv)}` again to resume" if command == "train" else ""
+    entry = _hydra_entry(command, keep, hint)
     saved = sys.argv
     sys.argv = [f"snnta-{command}"] + overrides
+    old_term = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         entry()
     except ValueError as e:  # Hydra's own command-line checks (e.g. --cfg together with -m)
         _fail(command, str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
     finally:
         sys.argv = saved
+        signal.signal(signal.SIGTERM, old_term)
+    if sweep_dir is not None and sweep_dir.is_dir():
+        sweep_summary(command, sweep_dir)
     return 0
 
 

@@ -21,8 +21,9 @@ from snnta.errors import ConfigError
 from snnta.run.train import TrainConfig
 from snnta.util.checks import build, check_options, check_value, require
 
-#: keys that do not change a run's results (ignored when a rerun is matched with its run folder)
-NON_RESULT_KEYS = ("progress", "paths", "run_name")
+#: keys that do not change a run's results (ignored when a rerun is matched with its run folder):
+#: where it runs and how it reports, not what it computes
+NON_RESULT_KEYS = ("progress", "paths", "run_name", "threads", "device")
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,7 @@ class AdaptArgs:
     batch_size: int
     save_checkpoint: bool
     runtime: RuntimeArgs
+    src_dt: float | None = None  # a .nir checkpoint's bin width (null: the one a snnta-written graph records)
 
 
 def _batch_size(cfg: dict) -> int:
@@ -142,7 +144,13 @@ def adapt_args(cfg: dict) -> AdaptArgs:
     require(spikes in SPIKE_MODES, f"spikes: unknown mode {spikes!r}; choose one of: {', '.join(SPIKE_MODES)}")
     save = check_value(cfg["save_checkpoint"], bool, "save_checkpoint")
     checkpoint = check_value(cfg["checkpoint"], str, "checkpoint")
-    return AdaptArgs(checkpoint, tgt_dt, method, spikes, _batch_size(cfg), save, runtime_args(cfg))
+    return AdaptArgs(checkpoint, tgt_dt, method, spikes, _batch_size(cfg), save, runtime_args(cfg),
+                     _src_dt(cfg))
+
+
+def _src_dt(cfg: dict) -> float | None:
+    """``src_dt=``: the bin width a ``.nir`` checkpoint is read at (``null``: the graph's own)."""
+    return None if cfg.get("src_dt") is None else parse_duration(cfg["src_dt"], "src_dt")
 
 
 @dataclass(frozen=True)
@@ -150,10 +158,34 @@ class EvalArgs:
     checkpoint: str
     batch_size: int
     runtime: RuntimeArgs
+    src_dt: float | None = None
+    exact: bool = False  # dt=exact: the event-driven continuous-time evaluator (snnta.core.exact)
 
 
 def eval_args(cfg: dict) -> EvalArgs:
-    return EvalArgs(check_value(cfg["checkpoint"], str, "checkpoint"), _batch_size(cfg), runtime_args(cfg))
+    dt = check_value(cfg.get("dt"), str | None, "dt")
+    require(dt in (None, "exact"), f"dt: eval runs a checkpoint at its own bin width (dt=null) or in continuous "
+                                   f"time (dt=exact), got {dt!r}; `snnta adapt tgt_dt=...` changes the bin width")
+    return EvalArgs(check_value(cfg["checkpoint"], str, "checkpoint"), _batch_size(cfg), runtime_args(cfg),
+                    _src_dt(cfg), dt == "exact")
+
+
+@dataclass(frozen=True)
+class ExportArgs:
+    checkpoint: str
+    out: str
+    rule: str
+
+
+def export_args(cfg: dict) -> ExportArgs:
+    """``snnta export``: the checkpoint, the ``.nir`` file to write and the rule (``zoh`` or ``euler``)."""
+    from snnta.interop.nir import RULES
+
+    out = check_value(cfg["out"], str, "out")
+    require(out.endswith(".nir"), f"out: the NIR file needs the .nir suffix, got {out!r}")
+    rule = check_value(cfg["rule"], str, "rule")
+    require(rule in RULES, f"rule: unknown rule {rule!r}; choose one of: {', '.join(RULES)}")
+    return ExportArgs(check_value(cfg["checkpoint"], str, "checkpoint"), out, rule)
 
 
 @dataclass(frozen=True)
@@ -161,12 +193,15 @@ class ReportArgs:
     dir: str
     out: str
     title: str | None
+    timings: bool = True
 
 
 def report_args(cfg: dict) -> ReportArgs:
     return ReportArgs(check_value(cfg["dir"], str, "dir"), check_value(cfg["out"], str, "out"),
-                      check_value(cfg.get("title"), str | None, "title"))
+                      check_value(cfg.get("title"), str | None, "title"),
+                      check_value(cfg.get("timings", True), bool, "timings"))
 
 
 #: command -> its argument builder
-BUILDERS = {"train": train_args, "adapt": adapt_args, "eval": eval_args, "report": report_args}
+BUILDERS = {"train": train_args, "adapt": adapt_args, "eval": eval_args, "report": report_args,
+            "export": export_args}

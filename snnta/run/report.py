@@ -1,24 +1,63 @@
-"""Gather run folders into tables (CSV, Markdown) and accuracy-vs-bin-width plots."""
+"""Gather run folders into tables (CSV, Markdown), an accuracy-vs-rho plot and a training-time plot.
+
+Rows are grouped by the **training configuration** of their source network (its recipe: everything but
+the seed, :func:`snnta.run.folders.recipe`), so runs of different models are never averaged together;
+each cell averages only over seeds (one adapted run per source run) and shows ``mean ± std (n)``.
+The paper-style table puts methods x spike steps in rows and the ratio ``rho = dt_T / dt_S`` in columns,
+per dataset, neuron, source bin and recipe, with the best adapted cell per column in bold and the
+**oracle** rows: networks trained directly at the target bin with the same recipe (only ``dt`` differs).
+
+``runs.csv`` lists every run with the fields that describe and score it, without times, versions or
+absolute paths, so the same runs always give the same file.
+"""
 
 from __future__ import annotations
 
 import json
 import math
+from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+from snnta.core.methods import METHODS
 from snnta.errors import ConfigError
+from snnta.run.folders import recipe_id
 from snnta.util.io import atomic_write, write_text
 
-METHOD_ORDER = ["none", "tau", "integral", "euler", "expectation"]
+#: methods in the registry's order (rows of the tables, colors of the plot)
+METHOD_ORDER = list(METHODS)
+#: columns of runs.csv: what a run is and how it scored (no times, versions or absolute paths)
+RUN_COLUMNS = ["run", "kind", "status", "dataset", "neuron", "dt", "src_dt", "tgt_dt", "rho", "method", "spikes",
+               "max_spikes", "refractory_bins", "clamped_decays", "seed", "recipe_id", "source_recipe_id",
+               "source_run", "epochs", "epochs_run", "best_epoch", "test_accuracy", "test_rate_hz", "n_bins"]
+#: older metrics.json field names -> the current ones
+RENAMED = {"accuracy": "test_accuracy", "rate_hz": "test_rate_hz", "wall_time_s": "eval_time_s",
+           "src_accuracy": "source_test_accuracy"}
+
+
+def _rel(path: str | None, root: Path) -> str | None:
+    if not isinstance(path, str) or not path:
+        return None
+    p = Path(path)
+    try:
+        return p.resolve().relative_to(root).as_posix()
+    except ValueError:
+        return p.name if p.is_absolute() else p.as_posix()
 
 
 def collect(folder: str | Path) -> pd.DataFrame:
-    """Every ``metrics.json`` under ``folder`` as one row; unreadable files are skipped with a note."""
+    """Every ``metrics.json`` under ``folder`` as one row (unreadable files are skipped with a note).
+
+    Adds ``run`` (the run folder relative to ``folder``), ``group`` (the source network's recipe, or for
+    runs without one the source run itself, so unrelated models never share a group) and, for training
+    runs, ``family`` (the recipe without ``dt``: the same recipe trained at another bin is an oracle).
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise ConfigError(f"report: folder {folder} does not exist; point dir= at a folder of runs")
+    root = folder.resolve()
     rows = []
     for path in sorted(folder.rglob("metrics.json")):
         try:
@@ -26,110 +65,383 @@ def collect(folder: str | Path) -> pd.DataFrame:
         except (OSError, json.JSONDecodeError):
             print(f"snnta report: skipping unreadable {path}")
             continue
-        if isinstance(row, dict):
-            row["run_dir"] = str(path.parent)
-            rows.append(row)
+        if not isinstance(row, dict):
+            continue
+        for old, new in RENAMED.items():
+            if old in row and new not in row:
+                row[new] = row.pop(old)
+        run_dir = path.parent.resolve()
+        row["run"] = run_dir.relative_to(root).as_posix() or "."
+        row["_run_abs"] = str(run_dir)
+        if row.get("kind") == "train":
+            row["group"] = row.get("recipe_id") or f"run:{run_dir}"
+            rec = row.get("recipe")
+            row["family"] = recipe_id(rec, drop=("dt",)) if isinstance(rec, dict) else row["group"]
+        else:
+            src = row.get("source_run") or (str(Path(row["checkpoint"]).parent) if row.get("checkpoint") else None)
+            row["_source_abs"] = str(Path(src).resolve()) if src else None
+            row["source_run"] = _rel(src, root)
+            row["group"] = row.get("source_recipe_id") or (f"run:{row['_source_abs']}" if src else "unknown")
+            rec = row.get("source_recipe")
+            row["family"] = recipe_id(rec, drop=("dt",)) if isinstance(rec, dict) else None
+        rows.append(row)
     return pd.DataFrame(rows)
 
+
+# --------------------------------------------------------------------------- formatting
 
 def _ms(x: float) -> str:
     return f"{x * 1e3:g}ms"
 
 
-def accuracy_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Accuracy (%) with rows (dataset, neuron, src_dt, method, spikes) and one column per target dt.
+def fmt_rho(rho: float) -> str:
+    """``0.25 -> '1/4'``, ``2.0 -> '2'``, ``0.75 -> '3/4'`` (a plain decimal when no small fraction fits)."""
+    f = Fraction(rho).limit_denominator(64)
+    if abs(float(f) - rho) > 1e-6 * rho:
+        return f"{rho:.3g}"
+    return str(f.numerator) if f.denominator == 1 else f"{f.numerator}/{f.denominator}"
 
-    Repeated runs of one cell (seeds) are averaged; the newest run wins only if identical otherwise.
-    """
-    needed = ["kind", "dataset", "neuron", "src_dt", "tgt_dt", "method", "spikes", "accuracy"]
-    missing = [c for c in needed if c not in df.columns]
-    if missing:
-        raise ConfigError(f"report: no adaptation runs found (metrics lack {', '.join(missing)})")
-    runs = df[df["kind"] == "adapt"].dropna(subset=needed[1:-1]).copy()
-    if runs.empty:
+
+def cell(mean: float, std: float, n: int, bold: bool = False) -> str:
+    """``mean ± std (n)`` in percent (``mean (1)`` for a single run); bold marks the best of a column."""
+    if n == 0 or mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return ""
+    value = f"**{mean:.1f}**" if bold else f"{mean:.1f}"
+    return f"{value} ± {std:.1f} ({n})" if n > 1 else f"{value} ({n})"
+
+
+def _stats(values) -> tuple[float, float, int]:
+    v = np.asarray([x for x in values if x is not None and not (isinstance(x, float) and math.isnan(x))], float)
+    if not len(v):
+        return float("nan"), float("nan"), 0
+    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0, len(v)
+
+
+# --------------------------------------------------------------------------- the tables
+
+def _method_key(m: str) -> tuple:
+    return (METHOD_ORDER.index(m) if m in METHOD_ORDER else len(METHOD_ORDER), m)
+
+
+def blocks(df: pd.DataFrame) -> list[dict]:
+    """One block per (dataset, neuron, source bin, source recipe): its source runs, its adapted cells
+    (mean, std, n over seeds, and the source runs behind each) and its oracle cells."""
+    if "kind" not in df.columns:
+        raise ConfigError("report: no adaptation runs found (metrics.json lack 'kind')")
+    runs = df[(df["kind"] == "adapt")].copy()
+    needed = ["dataset", "neuron", "src_dt", "tgt_dt", "method", "spikes"]
+    missing = [c for c in needed if c not in runs.columns]
+    if runs.empty or missing:
         raise ConfigError("report: no adaptation runs (metrics.json with kind=adapt) found")
-    runs["accuracy_pct"] = 100 * runs["accuracy"].astype(float)
-    runs["method"] = pd.Categorical(runs["method"], [m for m in METHOD_ORDER if m in set(runs["method"])]
-                                    + sorted(set(runs["method"]) - set(METHOD_ORDER)))
-    table = runs.pivot_table(index=["dataset", "neuron", "src_dt", "method", "spikes"], columns="tgt_dt",
-                             values="accuracy_pct", aggfunc="mean", observed=True)
-    table.columns = [_ms(c) for c in table.columns]
-    return table
+    runs = runs.dropna(subset=needed)
+    if "status" in runs.columns:
+        runs = runs[runs["status"].fillna("ok") == "ok"]
+    runs["source"] = runs["source_run"].fillna(runs["run"]) if "source_run" in runs.columns else runs["run"]
+    # one adapted run per source network and setting: a repeated run is not another seed
+    runs = runs.sort_values("run").drop_duplicates(["source", "method", "spikes", "tgt_dt"], keep="last")
+    trains = df[df["kind"] == "train"] if (df["kind"] == "train").any() else pd.DataFrame(columns=df.columns)
+    out = []
+    for (dataset, neuron, src_dt, group), b in runs.groupby(["dataset", "neuron", "src_dt", "group"], sort=True):
+        src = trains[(trains["group"] == group) & np.isclose(trains["dt"].astype(float), src_dt)] \
+            if len(trains) else trains
+        tgts = sorted(b["tgt_dt"].astype(float).unique())
+        cells = {}
+        for (method, spikes), r in b.groupby(["method", "spikes"]):
+            for tgt in tgts:
+                c = r[np.isclose(r["tgt_dt"].astype(float), tgt)]
+                cells[(method, spikes, tgt)] = (*_stats(100 * c["test_accuracy"].astype(float)),
+                                                sorted(c["source"].astype(str)))
+        family = b["family"].dropna().iloc[0] if "family" in b.columns and b["family"].notna().any() else None
+        oracle = {}
+        if family is not None and len(trains):
+            fam = trains[(trains["family"] == family) & (trains["dataset"] == dataset) & (trains["neuron"] == neuron)]
+            for tgt in tgts:
+                c = fam[np.isclose(fam["dt"].astype(float), tgt)]
+                if len(c):
+                    oracle[tgt] = (*_stats(100 * c["test_accuracy"].astype(float)), sorted(c["run"]))
+        out.append({"dataset": dataset, "neuron": neuron, "src_dt": float(src_dt), "group": group,
+                    "recipe": b["source_recipe"].dropna().iloc[0] if "source_recipe" in b.columns
+                    and b["source_recipe"].notna().any() else None,
+                    "source": (*_stats(100 * src["test_accuracy"].astype(float)), sorted(src["run"])) if len(src)
+                    else _source_from_adapt(b),
+                    "tgts": tgts, "rows": sorted({(m, s) for m, s, _ in cells}, key=lambda k: (_method_key(k[0]), k[1])),
+                    "cells": cells, "oracle": oracle})
+    _label_recipes(out)
+    return out
 
 
-def markdown(table: pd.DataFrame, source: pd.DataFrame | None = None) -> str:
-    """The table as GitHub Markdown, one block per (dataset, neuron, source dt)."""
-    lines = []
-    for (dataset, neuron, src_dt), block in table.groupby(level=[0, 1, 2], sort=False):
-        header = f"**{dataset}, {neuron}, trained at {_ms(src_dt)}**"
-        if source is not None and not source.empty and {"dt", "accuracy"} <= set(source.columns):
-            s = source[(source["dataset"] == dataset) & (source["neuron"] == neuron) & (source["dt"] == src_dt)]
-            if len(s):
-                header += f" (test accuracy at the source: {100 * s['accuracy'].mean():.1f}%)"
-        lines += [header, ""]
-        cols = [c for c in block.columns if not block[c].isna().all()]
-        lines.append("| method | spikes | " + " | ".join(cols) + " |")
+def _source_from_adapt(b: pd.DataFrame) -> tuple:
+    """Source accuracy from the adapted runs' records when the training runs are not under ``dir``."""
+    if "source_test_accuracy" not in b.columns:
+        return (float("nan"), float("nan"), 0, sorted(b["source"].unique()))
+    per = b.drop_duplicates("source")
+    return (*_stats(100 * per["source_test_accuracy"].astype(float)), sorted(per["source"]))
+
+
+def _label_recipes(bl: list[dict]) -> None:
+    """``label``: how a block's recipe differs from the other blocks of its dataset, neuron and source bin."""
+    for b in bl:
+        peers = [o for o in bl if (o["dataset"], o["neuron"], o["src_dt"]) == (b["dataset"], b["neuron"], b["src_dt"])]
+        b["label"] = ""
+        if len(peers) > 1:
+            if b["recipe"] is None:
+                b["label"] = f"source {b['group'].removeprefix('run:')}"
+                continue
+            keys = sorted({k for o in peers if o["recipe"] for k in set(o["recipe"]) | set(b["recipe"])
+                           if o["recipe"].get(k) != b["recipe"].get(k)})
+            b["label"] = ", ".join(f"{k}={b['recipe'].get(k)}" for k in keys) or b["group"]
+
+
+def _title(b: dict) -> str:
+    extra = f" ({b['label']})" if b["label"] else ""
+    return f"{b['dataset']}, {b['neuron']}, trained at {_ms(b['src_dt'])}{extra}"
+
+
+def markdown(bl: list[dict]) -> str:
+    """The paper-style tables: per block, method x spike step against rho, ``mean ± std (n)`` in %,
+    the best adapted cell per column in bold, oracle rows, and the training runs behind each block."""
+    lines = ["Test accuracy (%) as mean ± std (n), n = seeds (one source network each); **bold**: the best "
+             "adapted network per column; oracle: trained directly at the target bin with the same recipe.", ""]
+    for b in bl:
+        mean, std, n, src_runs = b["source"]
+        lines.append(f"**{_title(b)}**")
+        lines.append("")
+        if n:
+            lines.append(f"Source: {cell(mean, std, n)} test accuracy at {_ms(b['src_dt'])}; training runs: "
+                         + ", ".join(f"`{r}`" for r in src_runs))
+        else:
+            lines.append("Source: training runs not found under dir=")
+        lines.append("")
+        cols = b["tgts"]
+        lines.append("| method | spikes | " + " | ".join(f"ρ={fmt_rho(t / b['src_dt'])} ({_ms(t)})" for t in cols) + " |")
         lines.append("|---|---|" + "---:|" * len(cols))
-        for (_, _, _, method, spikes), row in block[cols].iterrows():
-            cells = ["" if (isinstance(v, float) and math.isnan(v)) else f"{v:.1f}" for v in row]
-            lines.append(f"| {method} | {spikes} | " + " | ".join(cells) + " |")
+        best = {t: max((b["cells"][(m, s, t)][0] for m, s in b["rows"] if b["cells"][(m, s, t)][2]), default=None)
+                for t in cols}
+        for m, s in b["rows"]:
+            cs = []
+            for t in cols:
+                mu, sd, k, _ = b["cells"][(m, s, t)]
+                cs.append(cell(mu, sd, k, bold=k > 0 and best[t] is not None and round(mu, 1) == round(best[t], 1)))
+            lines.append(f"| {m} | {s} | " + " | ".join(cs) + " |")
+        if b["oracle"]:
+            cs = [cell(*b["oracle"][t][:3]) if t in b["oracle"] else "" for t in cols]
+            lines.append("| *oracle: trained at target* | bin | " + " | ".join(cs) + " |")
+            runs = sorted({r for v in b["oracle"].values() for r in v[3]})
+            lines += ["", "Oracle runs: " + ", ".join(f"`{r}`" for r in runs)]
         lines.append("")
     return "\n".join(lines)
 
 
-def plot(table: pd.DataFrame, path: Path, title: str | None = None) -> Path:
+def long_table(bl: list[dict]) -> pd.DataFrame:
+    """Every cell of every block as one row: mean, std, n and the runs behind it (accuracy.csv)."""
+    rows = []
+    for b in bl:
+        base = {"dataset": b["dataset"], "neuron": b["neuron"], "src_dt_ms": round(b["src_dt"] * 1e3, 6),
+                "recipe": b["group"].removeprefix("run:") if not b["group"].startswith("run:") else "",
+                "recipe_label": b["label"]}
+        mean, std, n, runs = b["source"]
+        rows.append({**base, "row": "source", "spikes": "", "tgt_dt_ms": base["src_dt_ms"], "rho": 1.0,
+                     "mean_pct": mean, "std_pct": std, "n": n, "runs": ";".join(runs)})
+        for m, s in b["rows"]:
+            for t in b["tgts"]:
+                mu, sd, k, runs = b["cells"][(m, s, t)]
+                rows.append({**base, "row": m, "spikes": s, "tgt_dt_ms": round(t * 1e3, 6), "rho": t / b["src_dt"],
+                             "mean_pct": mu, "std_pct": sd, "n": k, "runs": ";".join(runs)})
+        for t, (mu, sd, k, runs) in sorted(b["oracle"].items()):
+            rows.append({**base, "row": "oracle", "spikes": "bin", "tgt_dt_ms": round(t * 1e3, 6),
+                         "rho": t / b["src_dt"], "mean_pct": mu, "std_pct": sd, "n": k, "runs": ";".join(runs)})
+    t = pd.DataFrame(rows)
+    for c in ("mean_pct", "std_pct", "rho"):
+        t[c] = t[c].astype(float).round(4)
+    return t
+
+
+def training_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Training runs grouped by recipe: n, test accuracy and training time (mean, std over seeds)."""
+    tr = df[df["kind"] == "train"] if "kind" in df.columns else df.iloc[0:0]
+    if tr.empty or "dt" not in tr.columns or "test_accuracy" not in tr.columns:
+        return pd.DataFrame()
+    rows = []
+    for (dataset, neuron, dt, group), g in tr.groupby(["dataset", "neuron", "dt", "group"], sort=True):
+        acc, acc_sd, n = _stats(100 * g["test_accuracy"].astype(float))
+        t = g["train_time_s"].astype(float) if "train_time_s" in g.columns else pd.Series([np.nan] * len(g))
+        tm, tsd, tn = _stats(t)
+        rows.append({"dataset": dataset, "neuron": neuron, "dt_ms": round(float(dt) * 1e3, 6),
+                     "recipe": "" if group.startswith("run:") else group,
+                     "family": g["family"].iloc[0], "n": n, "test_accuracy_pct": acc, "test_accuracy_std": acc_sd,
+                     "train_time_s": tm, "train_time_std": tsd, "n_timed": tn, "runs": ";".join(sorted(g["run"]))})
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- plots
+
+_MARKERS = ["o", "s", "^", "v", "D", "P", "X", "<", ">", "h"]
+
+
+def _segments(xs_grid: list[float], pts: dict) -> list[list[float]]:
+    """Runs of consecutive grid values that are all measured: a line never crosses an unmeasured bin."""
+    segs, cur = [], []
+    for x in xs_grid:
+        if x in pts:
+            cur.append(x)
+        elif cur:
+            segs.append(cur)
+            cur = []
+    if cur:
+        segs.append(cur)
+    return segs
+
+
+def plot(bl: list[dict], path: Path, title: str | None = None) -> Path:
+    """Write :func:`figure` as a PNG (no timestamp in it: the same runs give the same bytes)."""
+    import matplotlib.pyplot as plt
+
+    fig = figure(bl, title)
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=130, metadata={"Software": None}))
+    plt.close(fig)
+    return path
+
+
+def figure(bl: list[dict], title: str | None = None):
+    """Accuracy against rho (log scale, a tick at every measured rho), one panel per block: every method
+    and spike step with error bars (std over seeds), the oracle as a black line, the source marked with its
+    accuracy.  Series are shifted slightly along rho so that coinciding lines stay distinguishable."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    groups = list(table.groupby(level=[0, 1, 2], sort=False))
-    fig, axes = plt.subplots(1, len(groups), figsize=(max(5.2 * len(groups), 8.0), 4.6), squeeze=False, sharey=True)
-    colors = dict(zip(METHOD_ORDER, ["#777777", "#d62728", "#1f77b4", "#2ca02c", "#9467bd"]))
-    for ax, ((dataset, neuron, src_dt), block) in zip(axes[0], groups):
-        xs_all = []
-        for (_, _, _, method, spikes), row in block.iterrows():
-            pts = [(float(c[:-2]), v) for c, v in row.items() if not math.isnan(v)]
-            if not pts:
-                continue
-            xs, ys = zip(*sorted(pts))
-            xs_all += xs
-            ax.plot(xs, ys, marker="o" if spikes == "bin" else "s", linestyle="-" if spikes == "bin" else "--",
-                    color=colors.get(method, None), label=f"{method} ({spikes})", linewidth=1.6, markersize=4)
-        ax.axvline(src_dt * 1e3, color="black", linestyle=":", linewidth=1)
-        ax.annotate("source dt", (src_dt * 1e3, 1), xytext=(3, 0), textcoords="offset points", rotation=90,
-                    va="bottom", fontsize=8)
+    ncol = min(len(bl), 3)
+    nrow = math.ceil(len(bl) / ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(5.6 * ncol, 4.6 * nrow + 0.9), squeeze=False)
+    cmap = plt.get_cmap("tab10")
+    colors = {m: cmap(i % 10) for i, m in enumerate(METHOD_ORDER)}
+    handles = {}
+    for ax, b in zip(axes.flat, bl):
+        rhos = sorted({t / b["src_dt"] for t in b["tgts"]} | {1.0})
+        series = list(b["rows"])
+        for i, (m, s) in enumerate(series):
+            shift = 2 ** (0.035 * (i - (len(series) - 1) / 2))
+            pts = {t / b["src_dt"]: b["cells"][(m, s, t)] for t in b["tgts"] if b["cells"][(m, s, t)][2]}
+            color = colors.get(m, cmap((len(colors) + i) % 10))
+            marker = _MARKERS[_method_key(m)[0] % len(_MARKERS)]
+            for seg in _segments(rhos, pts):
+                x = [r * shift for r in seg]
+                h = ax.errorbar(x, [pts[r][0] for r in seg], yerr=[pts[r][1] if pts[r][2] > 1 else 0 for r in seg],
+                                color=color, marker=marker, linestyle="-" if s == "bin" else "--", linewidth=1.4,
+                                markersize=5, markerfacecolor=color if s == "bin" else "white", capsize=2,
+                                alpha=0.9)
+                handles.setdefault(f"{m} (spikes={s})", h)
+        if b["oracle"]:
+            pts = {t / b["src_dt"]: v for t, v in b["oracle"].items()}
+            for seg in _segments(rhos, pts):
+                h = ax.errorbar(seg, [pts[r][0] for r in seg], yerr=[pts[r][1] if pts[r][2] > 1 else 0 for r in seg],
+                                color="black", marker="x", linestyle="-", linewidth=2.2, capsize=3, zorder=5)
+                handles.setdefault("oracle: trained at target", h)
+        mean, std, n, _ = b["source"]
+        ax.axvline(1.0, color="0.5", linestyle=":", linewidth=1)
+        if n:
+            h = ax.errorbar([1.0], [mean], yerr=[std if n > 1 else 0], color="black", marker="*", markersize=14,
+                            linestyle="none", zorder=6, capsize=3)
+            handles.setdefault("source network", h)
+            ax.annotate(f"source {mean:.1f}%" + (f" ± {std:.1f}" if n > 1 else ""), (1.0, mean),
+                        xytext=(6, 8), textcoords="offset points", fontsize=8)
         ax.set_xscale("log", base=2)
-        ticks = sorted(set(xs_all))
-        ax.set_xticks(ticks)
-        ax.set_xticklabels([f"{t:g}" for t in ticks])
-        ax.set_xlabel("target bin width dt (ms)")
-        ax.set_title(f"{dataset}, {neuron}")
+        ax.set_xticks(rhos)
+        ax.set_xticks([], minor=True)
+        ax.set_xticklabels([f"{fmt_rho(r)}\n{_ms(r * b['src_dt'])}" for r in rhos], fontsize=8)
+        ax.set_xlim(min(rhos) / 1.35, max(rhos) * 1.35)
+        ax.set_xlabel("ρ = dt_T / dt_S  (target bin)")
+        ax.set_ylabel("test accuracy (%)")
         ax.set_ylim(0, 100)
+        ax.set_title(_title(b), fontsize=10)
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("test accuracy (%)")
-    handles, labels = axes[0][-1].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=5, fontsize=8, frameon=False)
+    for ax in list(axes.flat)[len(bl):]:
+        ax.axis("off")
+    fig.legend(list(handles.values()), list(handles.keys()), loc="lower center", ncol=4, fontsize=8, frameon=False)
     if title:
         fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0.1, 1, 1))
-    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=150))
+    rows_legend = math.ceil(len(handles) / 4)
+    fig.tight_layout(rect=(0, min(0.06 * rows_legend / nrow, 0.4), 1, 0.97 if title else 1))
+    return fig
+
+
+def plot_training_time(tt: pd.DataFrame, path: Path, title: str | None = None) -> Path:
+    """Training wall time (s, mean ± std over seeds) against the training bin, one line per dataset,
+    neuron and recipe family."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for i, ((dataset, neuron, family), g) in enumerate(tt.groupby(["dataset", "neuron", "family"], sort=True)):
+        g = g.sort_values("dt_ms")
+        label = f"{dataset}, {neuron}" + (f" [{family[:6]}]" if tt.groupby(["dataset", "neuron"])["family"]
+                                          .nunique().max() > 1 else "")
+        ax.errorbar(g["dt_ms"], g["train_time_s"], yerr=g["train_time_std"].fillna(0), marker=_MARKERS[i % 10],
+                    capsize=3, label=label)
+        for _, r in g.iterrows():
+            ax.annotate(f"{r['test_accuracy_pct']:.1f}% (n={r['n']})", (r["dt_ms"], r["train_time_s"]),
+                        xytext=(4, 4), textcoords="offset points", fontsize=7)
+    dts = sorted(tt["dt_ms"].unique())
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(dts)
+    ax.set_xticks([], minor=True)
+    ax.set_xticklabels([f"{d:g}" for d in dts])
+    ax.set_xlabel("training bin dt (ms)")
+    ax.set_ylabel("training wall time (s)")
+    ax.set_title(title or "training time per run (labels: test accuracy at that bin)", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=130, metadata={"Software": None}))
     plt.close(fig)
     return path
 
 
-def write_report(folder: str | Path, out: str | Path, title: str | None = None) -> list[Path]:
-    """Write ``accuracy.csv``, ``accuracy.md``, ``runs.csv`` (all fields) and ``accuracy_vs_dt.png``."""
+# --------------------------------------------------------------------------- runs.csv and the entry point
+
+def runs_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Every run with the stable fields of :data:`RUN_COLUMNS`, sorted by run folder."""
+    t = df.reindex(columns=RUN_COLUMNS).sort_values("run").reset_index(drop=True)
+    t = t.dropna(axis=1, how="all")
+    for c in t.columns:
+        if t[c].dtype.kind == "f":
+            v = t[c].dropna()
+            if len(v) and (v == v.round()).all() and c in ("max_spikes", "refractory_bins", "clamped_decays", "seed",
+                                                          "epochs", "epochs_run", "best_epoch", "n_bins"):
+                t[c] = t[c].astype("Int64")
+            else:
+                t[c] = t[c].map(lambda x: x if math.isnan(x) else float(f"{x:.6g}"))
+    return t
+
+
+def write_report(folder: str | Path, out: str | Path, title: str | None = None, timings: bool = True) -> list[Path]:
+    """Write ``accuracy.md`` (paper-style tables), ``accuracy.csv`` (every cell: mean, std, n, runs),
+    ``runs.csv`` (every run, stable fields) and ``accuracy_vs_dt.png``; with ``timings`` and timed training
+    runs also ``training.csv`` (training groups with their wall times) and ``training_time.png``, which
+    change from run to run.  Nothing is written when no run is found."""
     df = collect(folder)
     if df.empty:
         raise ConfigError(f"report: no metrics.json found under {folder}")
+    bl = blocks(df)
+    tt = training_table(df)
     out = Path(out)
-    table = accuracy_table(df)
-    source = df[df["kind"] == "train"] if "kind" in df.columns else None
+    md = markdown(bl)
+    if len(tt):
+        md += "\n**Training runs** (test accuracy at the training bin: mean ± std (n))\n\n"
+        md += "| dataset | neuron | dt | recipe | test accuracy (%) | runs |\n|---|---|---|---|---:|---|\n"
+        for _, r in tt.iterrows():
+            md += (f"| {r['dataset']} | {r['neuron']} | {r['dt_ms']:g}ms | {r['recipe'] or '-'} | "
+                   f"{cell(r['test_accuracy_pct'], r['test_accuracy_std'], r['n'])} | {r['runs'].replace(';', ', ')} |\n")
     paths = [
-        atomic_write(out / "accuracy.csv", lambda f: table.round(2).to_csv(f), mode="w"),
-        write_text(out / "accuracy.md", markdown(table, source)),
-        atomic_write(out / "runs.csv", lambda f: df.to_csv(f, index=False), mode="w"),
-        plot(table, out / "accuracy_vs_dt.png", title),
+        write_text(out / "accuracy.md", md),
+        atomic_write(out / "accuracy.csv", lambda f: long_table(bl).to_csv(f, index=False), mode="w"),
+        atomic_write(out / "runs.csv", lambda f: runs_table(df).to_csv(f, index=False), mode="w"),
+        plot(bl, out / "accuracy_vs_dt.png", title),
     ]
+    if len(tt) and timings and tt["n_timed"].sum():  # wall times differ from run to run
+        paths.insert(2, atomic_write(out / "training.csv", lambda f: tt.to_csv(f, index=False), mode="w"))
+        paths.append(plot_training_time(tt[tt["n_timed"] > 0], out / "training_time.png"))
     return paths

@@ -40,3 +40,31 @@ def configure_allocator(threshold_bytes: int = 1 << 30) -> bool:
     ok = mallopt(M_MMAP_THRESHOLD, int(threshold_bytes)) == 1 and mallopt(M_TRIM_THRESHOLD, int(2 * threshold_bytes)) == 1
     _done = ok
     return ok
+
+
+_threads_set = False
+
+
+def default_threads(fn):
+    """Decorate a library entry point with a ``threads=1`` keyword: torch uses that many threads while it runs
+    (``None``: leave torch's setting), restored afterwards.  The outermost decorated call decides: calls
+    nested in it (an evaluation inside training) keep its setting.  One thread is the CLI's default too."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, threads: int | None = 1, **kwargs):
+        global _threads_set
+        if _threads_set or threads is None:
+            return fn(*args, **kwargs)
+        import torch
+
+        old = torch.get_num_threads()
+        torch.set_num_threads(int(threads))
+        _threads_set = True
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _threads_set = False
+            torch.set_num_threads(old)
+
+    return wrapper

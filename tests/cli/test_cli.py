@@ -29,7 +29,7 @@ def test_train_writes_config_checkpoint_and_metrics(trained):
     run = trained / "runs" / "train" / "src"
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["kind"] == "train" and metrics["neuron"] == "adlif" and metrics["dt"] == pytest.approx(4e-3)
-    assert 0 <= metrics["accuracy"] <= 1 and metrics["wall_time_s"] > 0 and metrics["rate_hz"] >= 0
+    assert 0 <= metrics["test_accuracy"] <= 1 and metrics["eval_time_s"] > 0 and metrics["test_rate_hz"] >= 0
     assert metrics["torch_version"] and metrics["snnta_version"]
     cfg = (run / "config.yaml").read_text()
     assert "dt: 4ms" in cfg and "kind: adlif" in cfg
@@ -52,9 +52,10 @@ def test_adapt_sweep_and_report(trained):
     out = trained / "report"
     snnta("report", "dir=runs", f"out={out}", cwd=trained)
     table = pd.read_csv(out / "accuracy.csv")
-    assert len(table) == 10 and {"2ms", "8ms"} <= set(table.columns)
+    adapted = table[~table["row"].isin(["source", "oracle"])]
+    assert len(adapted) == 20 and sorted(set(adapted["tgt_dt_ms"])) == [2.0, 8.0] and set(adapted["n"]) == {1}
     md = (out / "accuracy.md").read_text()
-    assert "| expectation | source |" in md and "trained at 4ms" in md
+    assert "| expectation | source |" in md and "trained at 4ms" in md and "ρ=1/2 (2ms)" in md
     png = (out / "accuracy_vs_dt.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
 
@@ -63,10 +64,11 @@ def test_adapt_defaults_to_latest_train_run_and_eval_reads_adapted(trained):
     snnta("adapt", "method=integral", "tgt_dt=250us", "save_checkpoint=true", "run_name=fine", cwd=trained)
     m = json.loads((trained / "runs" / "adapt" / "fine" / "metrics.json").read_text())
     assert m["rho"] == pytest.approx(0.0625) and m["checkpoint"].endswith("src/checkpoint.pt")
+    assert m["checkpoint"] == str((trained / "runs/train/src/checkpoint.pt").resolve())
     proc = snnta("eval", "checkpoint=runs/adapt/fine", "run_name=ev", cwd=trained)
     e = json.loads((trained / "runs" / "eval" / "ev" / "metrics.json").read_text())
-    assert e["accuracy"] == pytest.approx(m["accuracy"]) and e["tgt_dt"] == pytest.approx(250e-6)
-    assert "accuracy" in proc.stdout
+    assert e["test_accuracy"] == pytest.approx(m["test_accuracy"]) and e["dt"] == pytest.approx(250e-6)
+    assert "test accuracy" in proc.stdout
 
 
 @pytest.mark.parametrize("args,fragment", [
@@ -77,7 +79,7 @@ def test_adapt_defaults_to_latest_train_run_and_eval_reads_adapted(trained):
     (["train", "dt=-2ms"], "must be positive"),
     (["adapt", "tgt_dt=1"], "tgt_dt: '1' has no unit"),
     (["train", "dataset=imagenet"], "unknown dataset 'imagenet'; choose one of: "),
-    (["train", "neuron=izhikevich"], "unknown neuron 'izhikevich'; choose one of: adlif, lif"),
+    (["train", "neuron=izhikevich"], "unknown neuron 'izhikevich'; choose one of: "),
     (["adapt", "spikes=many"], "spikes: unknown mode 'many'; choose one of: bin, source"),
     (["adapt", "checkpoint=nowhere/checkpoint.pt"], "checkpoint not found: nowhere/checkpoint.pt"),
     (["train", "lr=1"], "unknown key 'lr'"),

@@ -51,11 +51,11 @@ def test_adapt_and_eval_commands_in_process(trained, tmp_path):
     root, _ = trained
     m = commands.adapt(adapt_cfg(root), tmp_path / "adapt")
     assert m["kind"] == "adapt" and m["method"] == "euler" and m["rho"] == pytest.approx(0.5)
-    assert m["tgt_dt"] == pytest.approx(2e-3) and 0 <= m["accuracy"] <= 1
+    assert m["tgt_dt"] == pytest.approx(2e-3) and 0 <= m["test_accuracy"] <= 1
     e = commands.evaluate_checkpoint({"checkpoint": str(root / "train"), "batch_size": 64, "progress": False,
                                       "threads": 1, "device": "cpu", "paths": {"runs": str(root)}}, tmp_path / "eval")
-    assert e["kind"] == "eval" and e["accuracy"] == pytest.approx(json.loads(
-        (root / "train" / "metrics.json").read_text())["accuracy"])
+    assert e["kind"] == "eval" and e["test_accuracy"] == pytest.approx(json.loads(
+        (root / "train" / "metrics.json").read_text())["test_accuracy"])
 
 
 def test_adapt_command_refuses_impossible_bin_before_writing(trained, tmp_path):

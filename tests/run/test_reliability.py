@@ -26,7 +26,7 @@ from snnta.core.neurons import StepParams
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = ["dt=4ms", "dataset.n_train=400", "dataset.n_test=100", "model.hidden=[16]", "train.epochs=4",
          "train.batch_size=50", "progress=false"]
-VOLATILE = {"train_time_s", "wall_time_s", "git_commit"}
+VOLATILE = {"train_time_s", "eval_time_s", "git_commit"}
 
 
 
@@ -175,7 +175,7 @@ def test_report_reads_partial_sweeps(tmp_path, capsys):
     (tmp_path / "sweep/3/metrics.json").write_text('{"kind": "ad')  # written by something else, torn
     write_report(tmp_path / "sweep", tmp_path / "out")
     md = (tmp_path / "out/accuracy.md").read_text()
-    assert "| euler | bin | 50.0 | 75.0 |" in md
+    assert "| euler | bin | **50.0** (1) | **75.0** (1) |" in md
     assert "skipping unreadable" in capsys.readouterr().out
 
 
