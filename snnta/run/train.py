@@ -12,13 +12,14 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from snnta.core.deployment import Deployment, deploy
 from snnta.core.units import parse_duration
 from snnta.data.events import BIN_MODES, EventDataset, bin_batch, iter_batches
 from snnta.errors import CheckpointError, ConfigError
 from snnta.run.evaluate import evaluate
+from snnta.run.progress import Progress
+from snnta.util.runtime import default_threads
 from snnta.util.io import save_torch
 from snnta.core.model import SNNClassifier
 
@@ -146,6 +147,7 @@ def load_state(path: Path, device: str | torch.device = "cpu") -> dict:
     return state
 
 
+@default_threads
 def train(model: SNNClassifier, train_ds: EventDataset, dt: float, cfg: TrainConfig = TrainConfig(),
           progress: bool = True, on_epoch=None, state_path: str | Path | None = None,
           device: str | torch.device = "cpu") -> tuple[Deployment, list[dict]]:
@@ -178,9 +180,8 @@ def train(model: SNNClassifier, train_ds: EventDataset, dt: float, cfg: TrainCon
         random.setstate(state["python_rng"])
         history, best_acc, best_state, first = state["history"], state["best_acc"], state["best_state"], state["epoch"]
     steps = math.ceil(len(fit_ds) / cfg.batch_size)
-    bar = tqdm(range(first, cfg.epochs), desc=f"train dt={dt * 1e3:g}ms", disable=not progress,
-               initial=first, total=cfg.epochs)
-    for epoch in bar:
+    bar = Progress(cfg.epochs, f"train dt={dt * 1e3:g}ms", progress, initial=first, unit="epoch", every_s=0)
+    for epoch in range(first, cfg.epochs):
         if cfg.patience is not None and epochs_since_best(history) >= cfg.patience:
             break  # early stop (also when resuming a run that had stopped)
         model.train()
@@ -190,7 +191,10 @@ def train(model: SNNClassifier, train_ds: EventDataset, dt: float, cfg: TrainCon
             batches = ((x, y, dt) for x, y in iter_batches(fit_ds, dt, cfg.batch_size, True, rng, cfg.bin_mode))
         else:
             batches = mixed_batches(fit_ds, cfg.dt_choices, cfg.batch_size, rng, cfg.bin_mode)
+        steps_bar = Progress(steps, f"epoch {epoch + 1}/{cfg.epochs}", progress and steps > 1, unit="batch",
+                             leave=False)
         for step, (x, y, dt_b) in enumerate(batches):
+            steps_bar.update(1)
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             logits, spikes = model(x, model.step_params(dt_b), return_spikes=True)
             loss = F.cross_entropy(logits, y)
@@ -221,9 +225,11 @@ def train(model: SNNClassifier, train_ds: EventDataset, dt: float, cfg: TrainCon
         history.append(row)
         if state_path is not None:
             save_torch(state_path, _state(model, opt, sched, rng, epoch + 1, history, best_acc, best_state))
-        bar.set_postfix(loss=f"{row['train_loss']:.3f}", val=f"{row.get('val_accuracy', float('nan')):.3f}")
+        steps_bar.close()
+        bar.update(1, loss=f"{row['train_loss']:.3f}", val=f"{row.get('val_accuracy', float('nan')):.3f}")
         if on_epoch is not None:
             on_epoch(row)
+    bar.close()
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
