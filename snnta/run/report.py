@@ -266,11 +266,21 @@ def training_table(df: pd.DataFrame) -> pd.DataFrame:
         acc, acc_sd, n = _stats(100 * g["test_accuracy"].astype(float))
         t = g["train_time_s"].astype(float) if "train_time_s" in g.columns else pd.Series([np.nan] * len(g))
         tm, tsd, tn = _stats(t)
+        rec = g["recipe"].iloc[0] if "recipe" in g.columns and isinstance(g["recipe"].iloc[0], dict) else {}
         rows.append({"dataset": dataset, "neuron": neuron, "dt_ms": round(float(dt) * 1e3, 6),
-                     "recipe": "" if group.startswith("run:") else group,
+                     "recipe": "" if group.startswith("run:") else group, "_recipe": rec,
                      "family": g["family"].iloc[0], "n": n, "test_accuracy_pct": acc, "test_accuracy_std": acc_sd,
                      "train_time_s": tm, "train_time_std": tsd, "n_timed": tn, "runs": ";".join(sorted(g["run"]))})
-    return pd.DataFrame(rows)
+    t = pd.DataFrame(rows)
+    t["label"] = ""
+    for (dataset, neuron), g in t.groupby(["dataset", "neuron"]):
+        fams = {f: r for f, r in zip(g["family"], g["_recipe"])}
+        if len(fams) > 1:
+            keys = sorted({k for r in fams.values() for k in r if k != "dt"
+                           and len({str(o.get(k)) for o in fams.values()}) > 1})
+            for i in g.index:
+                t.at[i, "label"] = ", ".join(f"{k}={t.at[i, '_recipe'].get(k)}" for k in keys) or t.at[i, "family"]
+    return t.drop(columns="_recipe")
 
 
 # --------------------------------------------------------------------------- plots
@@ -377,8 +387,7 @@ def plot_training_time(tt: pd.DataFrame, path: Path, title: str | None = None) -
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     for i, ((dataset, neuron, family), g) in enumerate(tt.groupby(["dataset", "neuron", "family"], sort=True)):
         g = g.sort_values("dt_ms")
-        label = f"{dataset}, {neuron}" + (f" [{family[:6]}]" if tt.groupby(["dataset", "neuron"])["family"]
-                                          .nunique().max() > 1 else "")
+        label = f"{dataset}, {neuron}" + (f" ({g['label'].iloc[0]})" if g["label"].iloc[0] else "")
         ax.errorbar(g["dt_ms"], g["train_time_s"], yerr=g["train_time_std"].fillna(0), marker=_MARKERS[i % 10],
                     capsize=3, label=label)
         for _, r in g.iterrows():
