@@ -12,6 +12,8 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check $(TORCH)
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[test,sweep]'
+	# NIR interop peers (tests/interop): --no-deps, as norse declares torchvision, which would replace the CPU torch
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps nirtorch==2.6 snntorch==1.0.0 norse==1.1.0
 	touch $(STAMP)
 
 install: $(STAMP)
