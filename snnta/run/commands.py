@@ -103,8 +103,8 @@ def train(cfg: dict, out: Path, overrides: list[str] = ()) -> dict:
     def on_epoch(row):
         history = json.loads(history_path.read_text()) if history_path.is_file() else []
         history = [r for r in history if r["epoch"] < row["epoch"]]
-        before = history[-1].get("elapsed_s", 0.0) if history else 0.0
-        resumed_at = prior[-1].get("elapsed_s", 0.0) if prior and prior[-1]["epoch"] < row["epoch"] else before
+        # training time so far: this process's time plus, after a resume, the time recorded before it
+        resumed_at = prior[-1].get("elapsed_s", 0.0) if prior and prior[-1]["epoch"] < row["epoch"] else 0.0
         row = {**row, "elapsed_s": resumed_at + time.perf_counter() - start}
         write_json(history_path, history + [row])
         done_epochs[0] = row["epoch"]

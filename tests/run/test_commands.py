@@ -95,3 +95,18 @@ def test_library_validation_matches_the_cli(trained):
     _, test_ds = snnta.load_dataset("randman", **{k: v for k, v in TRAIN["dataset"].items() if k != "name"})
     with pytest.raises(ConfigError, match="dt=80ms leaves fewer than 2 bins in a 100ms sample"):
         snnta.evaluate(target, test_ds)
+
+
+def test_training_time_is_wall_time_not_a_running_sum(tmp_path):
+    """``elapsed_s`` per epoch and ``train_time_s`` are the time spent so far, never more than the wall time."""
+    import time
+
+    cfg = {**TRAIN, "train": {**TRAIN["train"], "epochs": 4}}
+    start = time.perf_counter()
+    metrics = commands.train(cfg, tmp_path / "train")
+    wall = time.perf_counter() - start
+    history = json.loads((tmp_path / "train" / "history.json").read_text())
+    elapsed = [r["elapsed_s"] for r in history]
+    assert elapsed == sorted(elapsed) and elapsed[-1] <= wall
+    assert metrics["train_time_s"] <= wall
+    assert elapsed[-1] >= sum(r["epoch_time_s"] for r in history)
