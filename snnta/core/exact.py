@@ -18,7 +18,15 @@ precision on the exact trajectory.  For ``n = 1`` the crossing has a closed form
 
 All events at one instant are applied together; then every neuron with ``u >= threshold`` spikes once
 and its reset and recurrent jumps are applied, repeated until none is above threshold (the limit of
-one spike per bin as the bins shrink).  A non-spiking readout integrates ``u`` exactly
+one spike per bin as the bins shrink).
+
+An absolute refractory time ``r > 0`` (``refractory=``; 0, the default, is the rule above) is the limit of
+``spikes=source`` (one spike per ``k`` bins, ``SpikeStep(1, k - 1)`` at ``dt = r / k``, as ``k -> inf``): a
+neuron that spikes at ``t_s`` cannot spike in ``(t_s, t_s + r)``; its state keeps integrating (input,
+recurrent jumps, its own reset); in the crossing search its threshold is ``+inf`` until ``t_s + r``; at
+``t_s + r`` (a breakpoint of the event loop, like an input event) it spikes if ``u >= threshold``.  So a
+neuron spikes at most once per instant, a spike cascade at one instant has at most ``H`` rounds, and
+inter-spike intervals are ``>= r``.  A non-spiking readout integrates ``u`` exactly
 (``int_0^h exp(A s) x ds``); logits are its time average over ``[0, duration]``, the limit of the
 discrete mean over bins.
 
@@ -203,24 +211,36 @@ class _Stepper:
         return (c.T * D).sum(0) if c.ndim == 2 else np.tensordot(c, D, axes=(0, 0))
 
 
+def check_refractory(refractory) -> float:
+    """``refractory`` in seconds: a finite number ``>= 0`` (one-line :class:`ConfigError` otherwise)."""
+    try:
+        r = float(refractory)
+    except (TypeError, ValueError):
+        r = math.nan
+    if isinstance(refractory, bool) or not (math.isfinite(r) and r >= 0):
+        raise ConfigError(f"refractory: must be a finite number of seconds >= 0 (0: none), got {refractory!r}")
+    return r
+
+
 def run_population_exact(pop: ContinuousPopulation, times: np.ndarray, channels: np.ndarray, duration: float,
-                         weights: np.ndarray | None = None):
+                         weights: np.ndarray | None = None, refractory: float = 0.0):
     """Run one population on input events ``(times, channels)`` (sorted by time) over ``[0, duration]``.
 
     Spiking: returns ``(spike_times, spike_neurons)``, sorted by time.  Non-spiking: returns
     ``int_0^duration u(t) dt`` per neuron ``[H]``.  ``weights`` scales each event (default 1).
+    ``refractory = r > 0``: no spike within ``(t_s, t_s + r)`` after a spike at ``t_s`` (module docstring).
     """
+    refractory = check_refractory(refractory)
+    if refractory > 0 and pop.spiking:
+        return _run_refractory(pop, times, channels, duration, weights, refractory)
     H = pop.size
     step = _Stepper(pop)
     x = np.zeros((H, pop.A.shape[-1]))
     theta = pop.threshold
     readout = None if pop.spiking else np.zeros(H)
-    drive = pop.B  # [H, n]
     out_t, out_i = [], []
     t = 0.0
-    order = np.argsort(times, kind="stable")
-    times, channels = np.asarray(times, np.float64)[order], np.asarray(channels)[order]
-    w = None if weights is None else np.asarray(weights, np.float64)[order]
+    times, channels, w = _sorted_events(times, channels, weights)
     k, E = 0, len(times)
     while True:
         t_next = times[k] if k < E else duration
@@ -237,19 +257,79 @@ def run_population_exact(pop: ContinuousPopulation, times: np.ndarray, channels:
         t = t_next
         if k >= E:
             break
-        j = k
-        while j < E and times[j] == t:
-            j += 1
-        cw = pop.w_in[:, channels[k:j]]  # [H, m]
-        if w is not None:
-            cw = cw * w[k:j]
-        x = x + drive * cw.sum(1)[:, None]
-        k = j
+        x, k = _apply_events(pop, x, times, channels, w, k)
         if pop.spiking:
             x = _spike_rounds(pop, x, t, out_t, out_i)
     if pop.spiking:
         return np.asarray(out_t, np.float64), np.asarray(out_i, np.int64)
     return readout
+
+
+def _sorted_events(times, channels, weights):
+    """Events sorted by time (stable): ``(times, channels, weights or None)``."""
+    order = np.argsort(times, kind="stable")
+    w = None if weights is None else np.asarray(weights, np.float64)[order]
+    return np.asarray(times, np.float64)[order], np.asarray(channels)[order], w
+
+
+def _apply_events(pop: ContinuousPopulation, x: np.ndarray, times, channels, w, k: int):
+    """All events at ``times[k]`` together: ``x += B_imp sum_e w_e W_in[:, c_e]``; returns ``(x, next k)``."""
+    j, E = k, len(times)
+    while j < E and times[j] == times[k]:
+        j += 1
+    cw = pop.w_in[:, channels[k:j]]  # [H, m]
+    if w is not None:
+        cw = cw * w[k:j]
+    return x + pop.B * cw.sum(1)[:, None], j
+
+
+def _run_refractory(pop: ContinuousPopulation, times, channels, duration: float, weights, r: float):
+    """:func:`run_population_exact` of a spiking population with an absolute refractory time ``r > 0``.
+
+    Breakpoints are input events and refractory ends ``t_s + r``; between two breakpoints the set of
+    refractory neurons is fixed and the crossing search sees ``threshold = +inf`` for them."""
+    H = pop.size
+    step = _Stepper(pop)
+    x = np.zeros((H, pop.A.shape[-1]))
+    free_at = np.full(H, -math.inf)  # a neuron may spike at t >= free_at
+    times, channels, w = _sorted_events(times, channels, weights)
+    out_t, out_i, t, k, E = [], [], 0.0, 0, len(times)
+    while True:
+        t_event = times[k] if k < E else duration
+        pending = free_at[free_at > t]
+        t_stop = min(t_event, float(pending.min())) if pending.size else t_event
+        theta = np.where(free_at > t, math.inf, pop.threshold)
+        s, x_s = step.first_crossing(x, t_stop - t, theta)
+        if s is not None and t + s < t_stop:  # a crossing of a free neuron before the next breakpoint
+            t, x = t + s, x_s
+            x = _refractory_round(pop, x, t, free_at, r, out_t, out_i)
+            continue
+        x, t = x_s, t_stop  # no crossing, or one at the breakpoint itself (x_s: u >= threshold there)
+        if t == t_event:
+            if k >= E:
+                break
+            x, k = _apply_events(pop, x, times, channels, w, k)
+        x = _refractory_round(pop, x, t, free_at, r, out_t, out_i)
+    return np.asarray(out_t, np.float64), np.asarray(out_i, np.int64)
+
+
+def _refractory_round(pop: ContinuousPopulation, x: np.ndarray, t: float, free_at: np.ndarray, r: float,
+                      out_t: list, out_i: list) -> np.ndarray:
+    """At instant ``t``: every free neuron (``t >= free_at``) at or above threshold spikes, becomes refractory
+    until ``t + r`` (``free_at`` updated in place), and its reset and recurrent jumps apply; repeated until no
+    free neuron is above threshold (at most ``H`` rounds: each neuron spikes at most once)."""
+    t_free = t + r
+    while True:
+        s = (x[:, 0] >= pop.threshold) & (free_at <= t)
+        if not s.any():
+            return x
+        idx = np.flatnonzero(s)
+        out_t.extend([t] * len(idx))
+        out_i.extend(idx.tolist())
+        free_at[idx] = t_free
+        x = x + pop.reset * s[:, None]
+        if pop.w_rec is not None:
+            x = x + pop.B * pop.w_rec[:, idx].sum(1)[:, None]
 
 
 def _spike_rounds(pop: ContinuousPopulation, x: np.ndarray, t: float, out_t: list, out_i: list) -> np.ndarray:
@@ -269,27 +349,31 @@ def _spike_rounds(pop: ContinuousPopulation, x: np.ndarray, t: float, out_t: lis
 
 
 def run_network_exact(pops: list[ContinuousPopulation], times: np.ndarray, channels: np.ndarray,
-                      duration: float) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
+                      duration: float, refractory: float = 0.0) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
     """One sample through every population: ``(logits [C], [(spike_times, spike_neurons) per hidden layer])``.
 
-    Logits are ``(1/duration) int_0^duration u_readout(t) dt``.
+    Logits are ``(1/duration) int_0^duration u_readout(t) dt``; ``refractory`` (seconds, every spiking
+    population) as in :func:`run_population_exact`.
     """
     if not duration > 0:
         raise ConfigError(f"duration: must be > 0 s, got {duration}")
     spikes = []
     t, c = np.asarray(times, np.float64), np.asarray(channels, np.int64)
     for pop in pops[:-1]:
-        t, c = run_population_exact(pop, t, c, duration)
+        t, c = run_population_exact(pop, t, c, duration, refractory=refractory)
         spikes.append((t, c))
     return run_population_exact(pops[-1], t, c, duration) / duration, spikes
 
 
-def evaluate_exact(dep, samples, duration: float, reading: str = "expectation"):
-    """Logits ``[N, C]`` and hidden spike counts ``[N]`` of ``samples`` (an iterable of ``(times, channels)``)."""
+def evaluate_exact(dep, samples, duration: float, reading: str = "expectation", refractory: float = 0.0):
+    """Logits ``[N, C]`` and hidden spike counts ``[N]`` of ``samples`` (an iterable of ``(times, channels)``);
+    ``refractory``: absolute refractory time in seconds (0: none; ``dep.src_dt or dep.dt`` is the limit of
+    ``spikes=source``)."""
+    refractory = check_refractory(refractory)
     pops = continuous_network(dep, reading)
     logits, counts = [], []
     for times, channels in samples:
-        out, spikes = run_network_exact(pops, times, channels, duration)
+        out, spikes = run_network_exact(pops, times, channels, duration, refractory)
         logits.append(out)
         counts.append(sum(len(s[0]) for s in spikes))
     return np.stack(logits) if logits else np.zeros((0, pops[-1].size)), np.asarray(counts)
