@@ -102,27 +102,46 @@ import numba
 @numba.njit(cache=CACHE, nogil=True, error_model="numpy")
 def forward(drive, A, Bb, R, theta, Vt, recurrent, spiking, X, S, D):
     T, B, H = drive.shape
+    idx = np.empty(H, dtype=np.int64)
+    zero_row = np.zeros(H, dtype=drive.dtype)
     for k in range(T):
         for b in range(B):
             if recurrent:
+                out = D[k, b]
+                out[:] = drive[k, b]
+                if k > 0:
+                    s_row = S[k - 1, b]
+                    nnz = 0
+                    for j in range(H):  # the neurons that spiked, then their rows of V^T
+                        if s_row[j] != 0:
+                            idx[nnz] = j
+                            nnz += 1
+                    for q in range(nnz):
+                        j = idx[q]
+                        sj = s_row[j]
+                        vt = Vt[j]
+                        for h in range(H):
+                            out[h] += sj * vt[h]
+            d_row = D[k, b] if recurrent else drive[k, b]
+            if k > 0:
+                s_row = S[k - 1, b] if spiking else zero_row
+FWD_ROWS_PREV
+FWD_ROWS_CUR
                 for h in range(H):
-                    D[k, b, h] = drive[k, b, h]
-                if k > 0:
-                    for j in range(H):
-                        sj = S[k - 1, b, j]
-                        if sj != 0:
-                            for h in range(H):
-                                D[k, b, h] += sj * Vt[j, h]
-            for h in range(H):
-                d = D[k, b, h] if recurrent else drive[k, b, h]
-                if k > 0:
-                    s = S[k - 1, b, h] if spiking else 0.0
+                    d = d_row[h]
+                    s = s_row[h]
 FWD_XT
-                else:
-FWD_ZERO
 FWD_X
-                if spiking:
-                    S[k, b, h] = 1.0 if X[0, k, b, h] >= theta[h] else 0.0
+            else:
+FWD_ROWS_CUR
+                for h in range(H):
+                    d = d_row[h]
+FWD_X0
+            if spiking:
+                u_row = X[0, k, b]
+                s_out = S[k, b]
+                for h in range(H):
+                    s_out[h] = 1.0 if u_row[h] >= theta[h] else 0.0
 
 
 @numba.njit(cache=CACHE, nogil=True, error_model="numpy")
@@ -152,10 +171,12 @@ def _kernel_source(n: int, cache: bool) -> str:
     """Source of the compiled forward and backward loops for state size ``n`` (loops over ``n`` unrolled:
     numba keeps the ``n`` components in registers only when their count is known at compile time)."""
     I16, I20 = " " * 16, " " * 20
-    xt = [f"{I20}xt{j} = X[{j}, k - 1, b, h] + s * R[h, {j}]" for j in range(n)]
-    zero = [f"{I20}xt{j} = 0.0" for j in range(n)]
-    fx = [f"{I16}X[{i}, k, b, h] = " + " + ".join(f"xt{j} * A[h, {i}, {j}]" for j in range(n)) + f" + d * Bb[h, {i}]"
+    prev = [f"{I16}xp{j} = X[{j}, k - 1, b]" for j in range(n)]
+    cur = [f"{I16}xc{i} = X[{i}, k, b]" for i in range(n)]
+    xt = [f"{I20}xt{j} = xp{j}[h] + s * R[h, {j}]" for j in range(n)]
+    fx = [f"{I20}xc{i}[h] = " + " + ".join(f"xt{j} * A[h, {i}, {j}]" for j in range(n)) + f" + d * Bb[h, {i}]"
           for i in range(n)]
+    fx0 = [f"{I20}xc{i}[h] = d * Bb[h, {i}]" for i in range(n)]
     g = [f"{I16}g{j} = " + " + ".join(f"G[{i}, b, h] * A[h, {i}, {j}]" for i in range(n)) for j in range(n)]
     rest = [f"{I16}GD[k, b, h] = " + " + ".join(f"g{i} * Bb[h, {i}]" for i in range(n))]
     rest += [f"{I16}acc_d[{i}, b, h] += g{i} * D[k, b, h]" for i in range(n)]
@@ -164,7 +185,8 @@ def _kernel_source(n: int, cache: bool) -> str:
     rest += [f"{I20}if spiking:"] + [f"{I20}    acc_s[{i}, b, h] += g{i} * S[k - 1, b, h]" for i in range(n)]
     rest += [f"{I16}G[{i}, b, h] = g{i}" for i in range(n)]
     src = _KERNEL_TEMPLATE
-    for key, lines in (("FWD_XT", xt), ("FWD_ZERO", zero), ("FWD_X", fx), ("BWD_G", g), ("BWD_REST", rest)):
+    for key, lines in (("FWD_ROWS_PREV", prev), ("FWD_ROWS_CUR", cur), ("FWD_XT", xt), ("FWD_X0", fx0),
+                       ("FWD_X", fx), ("BWD_G", g), ("BWD_REST", rest)):
         src = src.replace(key, "\n".join(lines))
     return src.replace("CACHE", "True" if cache else "False")
 
@@ -209,16 +231,24 @@ if _numba is not None:
     @_numba.njit(cache=True, nogil=True, error_model="numpy")
     def _nb_project(x, a, b, transposed):  # pragma: no cover (compiled)
         """Over the nonzero ``x[t, b, c]`` only: ``b[t, b] += x[t, b, c] a[0, c]`` (``a = W^T [1, C, M]``: the
-        projection), or ``transposed``: ``b[0, c] += x[t, b, c] a[t, b]`` (``a = g``, ``b = dW^T [1, C, M]``)."""
+        projection), or ``transposed``: ``b[0, c] += x[t, b, c] a[t, b]`` (``a = g``, ``b = dW^T [1, C, M]``).
+        Each row's nonzeros are listed first (a tight loop), then their rows added."""
         T, B, C = x.shape
+        idx = np.empty(C, dtype=np.int64)
         for t in range(T):
             for i in range(B):
+                row = x[t, i]
+                nnz = 0
                 for c in range(C):
-                    v = x[t, i, c]
-                    if v != 0:
-                        src, dst = (a[t, i], b[0, c]) if transposed else (a[0, c], b[t, i])
-                        for m in range(dst.shape[0]):
-                            dst[m] += v * src[m]
+                    if row[c] != 0:
+                        idx[nnz] = c
+                        nnz += 1
+                for q in range(nnz):
+                    c = idx[q]
+                    v = row[c]
+                    src, dst = (a[t, i], b[0, c]) if transposed else (a[0, c], b[t, i])
+                    for m in range(dst.shape[0]):
+                        dst[m] += v * src[m]
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
