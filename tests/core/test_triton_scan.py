@@ -71,7 +71,9 @@ def _compare(kind, n, dtype, step=SpikeStep(), recurrent=True, T=12, batch=5, H=
     return o_f, o_r, g_f, g_r, spiking
 
 
-TOL = {torch.float64: 1e-10, torch.float32: 1e-5}
+# float32 gradients are sums over T bins in another order than the reference loop's: on an H100 the adLIF
+# w_rec gradient differed by 1.4e-5 relative (interpreter on the CPU: below 1e-5); float64 checks the algebra
+TOL = {torch.float64: 1e-10, torch.float32: 5e-5}
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
