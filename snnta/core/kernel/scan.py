@@ -98,6 +98,8 @@ _KERNEL_TEMPLATE = '''
 import numpy as np
 import numba
 
+from snnta.core.kernel.scan import _nb_nonzero as nonzero
+
 
 @numba.njit(cache=CACHE, nogil=True, error_model="numpy")
 def forward(drive, A, Bb, R, theta, Vt, recurrent, spiking, X, S, D):
@@ -111,11 +113,7 @@ def forward(drive, A, Bb, R, theta, Vt, recurrent, spiking, X, S, D):
                 out[:] = drive[k, b]
                 if k > 0:
                     s_row = S[k - 1, b]
-                    nnz = 0
-                    for j in range(H):  # the neurons that spiked, then their rows of V^T
-                        if s_row[j] != 0:
-                            idx[nnz] = j
-                            nnz += 1
+                    nnz = nonzero(s_row, idx)  # the neurons that spiked, then their rows of V^T
                     for q in range(nnz):
                         j = idx[q]
                         sj = s_row[j]
@@ -229,6 +227,16 @@ def _compiled_enabled() -> bool:
 
 if _numba is not None:
     @_numba.njit(cache=True, nogil=True, error_model="numpy")
+    def _nb_nonzero(row, idx):  # pragma: no cover (compiled)
+        """Write the indices of the nonzeros of ``row`` to ``idx``; return how many (a tight, branch-light loop)."""
+        nnz = 0
+        for c in range(row.shape[0]):
+            if row[c] != 0:
+                idx[nnz] = c
+                nnz += 1
+        return nnz
+
+    @_numba.njit(cache=True, nogil=True, error_model="numpy")
     def _nb_project(x, a, b, transposed):  # pragma: no cover (compiled)
         """Over the nonzero ``x[t, b, c]`` only: ``b[t, b] += x[t, b, c] a[0, c]`` (``a = W^T [1, C, M]``: the
         projection), or ``transposed``: ``b[0, c] += x[t, b, c] a[t, b]`` (``a = g``, ``b = dW^T [1, C, M]``).
@@ -238,11 +246,7 @@ if _numba is not None:
         for t in range(T):
             for i in range(B):
                 row = x[t, i]
-                nnz = 0
-                for c in range(C):
-                    if row[c] != 0:
-                        idx[nnz] = c
-                        nnz += 1
+                nnz = _nb_nonzero(row, idx)
                 for q in range(nnz):
                     c = idx[q]
                     v = row[c]
