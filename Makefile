@@ -38,7 +38,7 @@ define study
 	for n in lif adlif; do \
 	  $(BIN)/snnta train neuron=$$n dt=4ms $(2) paths.runs=$(1) run_name=$$n || exit 1; \
 	  $(BIN)/snnta adapt -m checkpoint=$(1)/train/$$n paths.runs=$(1) \
-	    method=none,tau,integral,euler,expectation tgt_dt=1ms,2ms,4ms,8ms spikes=bin,source \
+	    method=none,tau,integral,impulse,euler,expectation,bilinear tgt_dt=1ms,2ms,4ms,8ms spikes=bin,source \
 	    hydra.sweep.dir=$(1)/adapt/$$n progress=false || exit 1; \
 	done
 	$(BIN)/snnta report dir=$(1) out=$(3) title="$(4)" timings=false
