@@ -227,6 +227,14 @@ def _budget(dep: Deployment, spikes: str) -> str:
     return text
 
 
+def _adapt_metrics(dataset: str, dep: Deployment, **fields) -> dict:
+    """``metrics.json`` of an adaptation run: what ran (dataset, neuron, bins, method, spike step), then
+    ``fields`` (checkpoint, results, status) and provenance."""
+    return {"schema": SCHEMA, "kind": "adapt", "dataset": dataset, "neuron": dep.model.cfg.neuron,
+            "src_dt": dep.src_dt, "tgt_dt": dep.dt, "rho": dep.rho, "method": dep.method, "spikes": dep.spikes,
+            **fields, **provenance()}
+
+
 def adapt(cfg: dict, out: Path, overrides: list[str] = (), multirun: bool = False) -> dict:
     """Adapt a checkpoint to ``tgt_dt`` with one method and spike step, evaluate it; return metrics.
 
@@ -256,9 +264,7 @@ def adapt(cfg: dict, out: Path, overrides: list[str] = (), multirun: bool = Fals
             raise
         claim_run(out, record, overrides, ignore=("checkpoint",))
         failed = Deployment(source.model, source.params, a.tgt_dt, method=a.method, spikes=a.spikes, src_dt=source.dt)
-        metrics = {"schema": SCHEMA, "kind": "adapt", "dataset": name, "neuron": failed.model.cfg.neuron,
-                   "src_dt": source.dt, "tgt_dt": a.tgt_dt, "rho": failed.rho, "method": a.method, "spikes": a.spikes,
-                   **fields, "status": "failed", "error": str(e), "test_accuracy": float("nan"), **provenance()}
+        metrics = _adapt_metrics(name, failed, **fields, status="failed", error=str(e), test_accuracy=float("nan"))
         write_json(out / "metrics.json", metrics)
         note("adapt", f"{a.method} at {cfg['tgt_dt']} cannot apply: {e}")
         return metrics
@@ -271,10 +277,8 @@ def adapt(cfg: dict, out: Path, overrides: list[str] = (), multirun: bool = Fals
                       "spikes=source and spikes=bin give the same network")
     result = evaluate(dep, test_ds, a.batch_size, a.runtime.progress, desc=f"{a.method}/{a.spikes} {cfg['tgt_dt']}",
                       threads=a.runtime.threads)
-    metrics = {"schema": SCHEMA, "kind": "adapt", "dataset": name, "neuron": dep.model.cfg.neuron,
-               "src_dt": source.dt, "tgt_dt": dep.dt, "rho": dep.rho, "method": dep.method, "spikes": dep.spikes,
-               **{k: v for k, v in dep.report.items() if k != "rho"}, **fields, "status": "ok",
-               **test_fields(result), **provenance()}
+    metrics = _adapt_metrics(name, dep, **{k: v for k, v in dep.report.items() if k != "rho"}, **fields, status="ok",
+                             **test_fields(result))
     if a.save_checkpoint:
         save_checkpoint(out / "checkpoint.pt", dep, info["dataset"], {"metrics": metrics})
     write_json(out / "metrics.json", metrics)
