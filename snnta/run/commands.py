@@ -272,7 +272,7 @@ def adapt(cfg: dict, out: Path, overrides: list[str] = (), multirun: bool = Fals
     for w in caught:
         note("adapt", f"warning: {w.message}")
     print(f"snnta adapt: {_budget(dep, a.spikes)}", flush=True)
-    if a.spikes == "source" and spike_step("source", dep.rho) == spike_step("bin", dep.rho):
+    if a.spikes == "source" and dep.spike_step == spike_step("bin", dep.rho):
         note("adapt", f"warning: at rho={dep.rho:g} the source's spike budget rounds to the trained one: "
                       "spikes=source and spikes=bin give the same network")
     result = evaluate(dep, test_ds, a.batch_size, a.runtime.progress, desc=f"{a.method}/{a.spikes} {cfg['tgt_dt']}",
