@@ -85,8 +85,14 @@ def bin_index(times: np.ndarray, dt: float, T: int) -> np.ndarray:
     return np.minimum(np.floor(np.asarray(times, dtype=np.float64) / dt).astype(np.int64), T - 1)
 
 
-def bin_batch(ds: EventDataset, index: np.ndarray, dt: float, mode: str = "count") -> torch.Tensor:
-    """Counts per bin for the samples ``index``: float32 tensor ``[len(index), T, n_channels]``."""
+def bin_batch(ds: EventDataset, index: np.ndarray, dt: float, mode: str = "count",
+              device: str | torch.device | None = None) -> torch.Tensor:
+    """Counts per bin for the samples ``index``: float32 tensor ``[len(index), T, n_channels]``.
+
+    ``x[b, k, c] = #{events of sample index[b] on channel c with floor(t / dt) = k}`` (``min(., 1)`` with
+    ``mode="binary"``).  With a CUDA ``device`` the counting runs there (only the events travel, not the
+    dense tensor); counts are integers, so the result is the same on every device.
+    """
     if mode not in BIN_MODES:
         raise ConfigError(f"unknown binning mode {mode!r}; choose one of: {', '.join(BIN_MODES)}")
     T = n_bins(ds.duration, dt)
@@ -97,16 +103,29 @@ def bin_batch(ds: EventDataset, index: np.ndarray, dt: float, mode: str = "count
     rows = np.repeat(np.arange(len(index)), lengths)
     sel = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends)]) if len(index) else np.zeros(0, np.int64)
     flat = (rows * T + bin_index(ds.times[sel], dt, T)) * C + ds.units[sel].astype(np.int64)
+    if device is not None and torch.device(device).type != "cpu":
+        return torch_counts(flat, (len(index), T, C), mode, device)
     counts = np.bincount(flat, minlength=len(index) * T * C).reshape(len(index), T, C)
     if mode == "binary":
         counts = np.minimum(counts, 1)
     return torch.from_numpy(counts.astype(np.float32))
 
 
+def torch_counts(flat: np.ndarray, shape: tuple[int, int, int], mode: str, device) -> torch.Tensor:
+    """``bin_batch``'s counting with torch on ``device``: ``bincount`` of the flat indices
+    ``(b * T + k) * C + c``, reshaped to ``shape = (B, T, C)``."""
+    counts = torch.bincount(torch.from_numpy(flat).to(device), minlength=math.prod(shape)).reshape(shape)
+    if mode == "binary":
+        counts = counts.clamp_(max=1)
+    return counts.float()
+
+
 def iter_batches(ds: EventDataset, dt: float, batch_size: int, shuffle: bool = False,
-                 generator: np.random.Generator | None = None, mode: str = "count"):
-    """Yield ``(counts [B, T, C], labels [B])`` batches binned at ``dt`` on the fly."""
+                 generator: np.random.Generator | None = None, mode: str = "count",
+                 device: str | torch.device | None = None):
+    """Yield ``(counts [B, T, C], labels [B])`` batches binned at ``dt`` on the fly (counts on ``device``,
+    see :func:`bin_batch`)."""
     order = generator.permutation(len(ds)) if shuffle else np.arange(len(ds))
     for start in range(0, len(ds), batch_size):
         idx = order[start:start + batch_size]
-        yield bin_batch(ds, idx, dt, mode), torch.from_numpy(ds.labels[idx])
+        yield bin_batch(ds, idx, dt, mode, device), torch.from_numpy(ds.labels[idx])

@@ -29,7 +29,7 @@ def evaluate(dep: Deployment, ds: EventDataset, batch_size: int = 256, progress:
     correct, loss_sum, spike_sum = 0, 0.0, 0.0
     n_hidden = sum(layer.neuron.size for layer in dep.model.layers)
     device = next(dep.model.parameters()).device
-    batches = iter_batches(ds, dep.dt, batch_size, mode=bin_mode)
+    batches = iter_batches(ds, dep.dt, batch_size, mode=bin_mode, device=device)
     total = (len(ds) + batch_size - 1) // batch_size
     bar = Progress(total, desc, progress, unit="batch", leave=False)
     for x, y in batches:

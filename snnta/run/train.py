@@ -100,14 +100,14 @@ def epochs_since_best(history: list[dict]) -> int:
 
 
 def mixed_batches(ds: EventDataset, dts: tuple[float, ...], batch_size: int, rng: np.random.Generator,
-                  mode: str = "count"):
+                  mode: str = "count", device: str | torch.device | None = None):
     """Shuffled ``(counts [B, T_b, C], labels [B], dt_b)`` batches, each binned at its own bin width
     ``dt_b`` drawn uniformly from ``dts`` (mixed time-step training, Du et al., ICLR 2025)."""
     order = rng.permutation(len(ds))
     for start in range(0, len(ds), batch_size):
         idx = order[start:start + batch_size]
         dt = float(dts[int(rng.integers(len(dts)))])
-        yield bin_batch(ds, idx, dt, mode), torch.from_numpy(ds.labels[idx]), dt
+        yield bin_batch(ds, idx, dt, mode, device), torch.from_numpy(ds.labels[idx]), dt
 
 
 def seed_everything(seed: int) -> None:
@@ -188,9 +188,9 @@ def train(model: SNNClassifier, train_ds: EventDataset, dt: float, cfg: TrainCon
         start, loss_sum, correct, n = time.perf_counter(), 0.0, 0, 0
         lr = opt.param_groups[0]["lr"]
         if cfg.dt_choices is None:
-            batches = ((x, y, dt) for x, y in iter_batches(fit_ds, dt, cfg.batch_size, True, rng, cfg.bin_mode))
+            batches = ((x, y, dt) for x, y in iter_batches(fit_ds, dt, cfg.batch_size, True, rng, cfg.bin_mode, device))
         else:
-            batches = mixed_batches(fit_ds, cfg.dt_choices, cfg.batch_size, rng, cfg.bin_mode)
+            batches = mixed_batches(fit_ds, cfg.dt_choices, cfg.batch_size, rng, cfg.bin_mode, device)
         steps_bar = Progress(steps, f"epoch {epoch + 1}/{cfg.epochs}", progress and steps > 1, unit="batch",
                              leave=False)
         for step, (x, y, dt_b) in enumerate(batches):

@@ -45,6 +45,25 @@ def test_binary_mode_caps_counts():
         bin_batch(ds, np.array([0]), 0.01, mode="spikes")
 
 
+@pytest.mark.parametrize("mode", ["count", "binary"])
+def test_device_counting_matches_numpy(mode, monkeypatch):
+    """The torch counting used on a GPU gives the numpy path's tensor exactly (run here with torch on the
+    CPU, and on CUDA where there is one)."""
+    from snnta.data import events
+    train, _ = make_randman(RandmanConfig(n_train=48, n_test=8, spikes_per_channel=3, seed=5))
+    idx = np.random.default_rng(0).permutation(len(train))[:20]
+    for dt in (1e-3, 2.9e-3):
+        ref = bin_batch(train, idx, dt, mode)
+        calls = []
+        real = events.torch_counts
+        monkeypatch.setattr(events, "torch_counts", lambda *a: calls.append(a) or real(*a[:3], "cpu"))
+        got = bin_batch(train, idx, dt, mode, device="meta")  # any non-CPU device takes the torch path
+        monkeypatch.setattr(events, "torch_counts", real)
+        assert calls and got.dtype == torch.float32 and torch.equal(got, ref)
+        if torch.cuda.is_available():
+            assert torch.equal(bin_batch(train, idx, dt, mode, device="cuda").cpu(), ref)
+
+
 def test_n_bins_rejects_bad_dt():
     for dt in (0.0, -1e-3, float("nan")):
         with pytest.raises(ConfigError):
