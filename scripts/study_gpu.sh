@@ -44,8 +44,8 @@ export PYTHONPATH="$ROOT:$SITE"
 export PYTHONDONTWRITEBYTECODE=1
 
 echo "== data"
-mkdir -p /tmp/snnta_data && tar xJf "$ARCHIVE" -C /tmp/snnta_data && find /tmp/snnta_data -name manifest.json
-export SNNTA_DATA=/tmp/snnta_data
+mkdir -p data && tar xJf "$ARCHIVE" -C data && find data -name manifest.json
+unset SNNTA_DATA   # paths.data = data (relative), as on the machine that made the archive
 
 echo "== smoke: one training step on the GPU"
 if "$PY" - <<'EOF'

@@ -28,9 +28,21 @@ from snnta.run.args import NON_RESULT_KEYS
 from snnta.util.io import write_text
 
 
+#: where a dataset's files are: a location, not what decides the results (the files are checked by content)
+DATASET_LOCATION_KEYS = ("root", "cache_dir")
+
+
 def result_config(cfg: dict, ignore: tuple[str, ...] = ()) -> dict:
     """The part of a config that decides a run's results (``ignore``: further top-level keys to drop)."""
     return {k: v for k, v in cfg.items() if k not in NON_RESULT_KEYS and k not in ignore}
+
+
+def _without_locations(cfg: dict) -> dict:
+    """``cfg`` without the dataset's file locations: a run moved to a machine with another data folder
+    is still the same run."""
+    if not isinstance(cfg.get("dataset"), dict):
+        return cfg
+    return {**cfg, "dataset": {k: v for k, v in cfg["dataset"].items() if k not in DATASET_LOCATION_KEYS}}
 
 
 def write_run_config(out: Path, cfg: dict, overrides: list[str], exclusive: bool = False) -> None:
@@ -58,8 +70,8 @@ def check_same_run(out: Path, cfg: dict, ignore: tuple[str, ...] = ()) -> bool:
     stored_path = out / "config.yaml"
     if not stored_path.is_file():
         return False
-    stored = result_config(yaml.safe_load(stored_path.read_text()) or {}, ignore)
-    diff = config_diff(stored, result_config(cfg, ignore))
+    stored = _without_locations(result_config(yaml.safe_load(stored_path.read_text()) or {}, ignore))
+    diff = config_diff(stored, _without_locations(result_config(cfg, ignore)))
     if diff:
         hint = ("; a finished run is not extended: the default run_name names the epochs"
                 if any(d.startswith("train.epochs:") for d in diff) else "")

@@ -110,3 +110,18 @@ def test_training_time_is_wall_time_not_a_running_sum(tmp_path):
     assert elapsed == sorted(elapsed) and elapsed[-1] <= wall
     assert metrics["train_time_s"] <= wall
     assert elapsed[-1] >= sum(r["epoch_time_s"] for r in history)
+
+
+def test_a_run_moved_to_another_data_folder_is_the_same_run(tmp_path):
+    """Resuming or skipping a run on a machine whose data folder is elsewhere (dataset.cache_dir/root differ)
+    is the same run; any other dataset key still makes it another run."""
+    from snnta.errors import ConfigError
+    from snnta.run.folders import check_same_run, write_run_config
+
+    cfg = {"seed": 0, "paths": {"data": "data"}, "dataset": {"name": "spoken_digits", "n_voices": 0,
+                                                            "cache_dir": "data/spoken_digits"}}
+    write_run_config(tmp_path, cfg, [])
+    moved = {**cfg, "paths": {"data": "/tmp/d"}, "dataset": {**cfg["dataset"], "cache_dir": "/tmp/d/spoken_digits"}}
+    assert check_same_run(tmp_path, moved)
+    with pytest.raises(ConfigError, match="dataset.n_voices"):
+        check_same_run(tmp_path, {**moved, "dataset": {**moved["dataset"], "n_voices": 24}})
