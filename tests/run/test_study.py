@@ -175,3 +175,26 @@ def test_slurm_launcher_config_composes():
     assert launcher._target_.endswith("SlurmLauncher") and launcher.cpus_per_task == 1 and launcher.timeout_min > 0
     assert dict(cfg.hydra.sweeper.params) == {"neuron": "lif,adlif", "dt": "4ms,8ms", "seed": "0,1,2"}
     assert cfg.hydra.sweep.subdir == "lif_4ms_seed0" and cfg.model.train_rule == "zoh"
+
+
+@pytest.mark.parametrize("experiment", sorted(p.stem for p in (Path(__file__).parents[2] / "configs" / "experiment")
+                                               .glob("*_adapt*.yaml")))
+def test_adapt_sweeps_run_every_named_method_once(experiment):
+    """The method glob of every adaptation sweep expands to the registry's named methods: no alias twice
+    (zoh = integral) and no ``custom``, which needs decay= and reading= and would fail its job."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from snnta.cli import config_dir
+    from snnta.core.methods import METHODS
+
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose("adapt", overrides=[f"+experiment={experiment}"], return_hydra_config=True)
+    value = cfg.hydra.sweeper.params.get("method")
+    swept = OverridesParser.create().parse_override(f"method={value}").value()
+    if isinstance(swept, str):  # one fixed method (the mixed networks' own deployment)
+        assert swept in METHODS
+        return
+    options = sorted(p.stem for p in (config_dir() / "method").glob("*.yaml"))
+    names = swept.filter(options) if hasattr(swept, "filter") else list(swept)
+    assert sorted(names) == sorted(METHODS)
