@@ -1,0 +1,179 @@
+"""The study's analysis beyond `snnta report`: the issue's bar, what happens at each rho, training cost.
+
+    python scripts/study_analysis.py runs/study results/study/analysis.md [--dataset spoken_digits]
+
+Reads every run under the folder (``snnta.run.report.collect``) and writes one Markdown file:
+1. per source network (neuron, source bin) and target ratio rho: the best adapted network (method and spike
+   step picked by the mean over seeds), ``none``, ``tau`` and the oracle trained at the target bin with the
+   same recipe, and the gap to the bar (within 2 points of the oracle at rho <= 2; of the better of the
+   oracle and ``none`` at rho = 4);
+2. per method and spike step: accuracy, hidden firing rate at the target and clamped decays, per rho;
+3. training runs: epochs to early stop, wall time, device, and the runs still unfinished (from their
+   ``history.json``: epochs done, best validation accuracy so far).
+Only runs that exist are used; missing cells say so.  Selection is on the mean test accuracy over seeds of
+each (method, spikes) *as a table reading*: a deployment choice made on test numbers; the README says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from snnta.run.report import collect, fmt_rho
+
+
+def pct(values) -> str:
+    v = 100 * np.asarray(values, dtype=float)
+    if len(v) == 0:
+        return "–"
+    return f"{v.mean():.1f} ± {v.std(ddof=1):.1f} ({len(v)})" if len(v) > 1 else f"{v[0]:.1f} (1)"
+
+
+def ms(x: float) -> str:
+    return f"{x * 1e3:g} ms"
+
+
+def bar_table(train: pd.DataFrame, adapt: pd.DataFrame) -> list[str]:
+    out = ["## 1. The bar: best adapted network against the oracle (test accuracy %, mean ± std (n seeds))", "",
+           "Oracle: the same recipe trained directly at the target bin (`study.recipe: source`); the re-tuned",
+           "oracle of the issue is not in these runs.  Best: the (method, spikes) with the highest mean.", ""]
+    for (neuron, src_dt), a in adapt.groupby(["neuron", "src_dt"]):
+        fam = a["family"].iloc[0]
+        src = train[(train["family"] == fam) & np.isclose(train["dt"], src_dt)]
+        out += [f"**{neuron}, source {ms(src_dt)}** (source: {pct(src['test_accuracy'])})", "",
+                "| rho | target | best adapted | none | tau | oracle | best − oracle | bar |",
+                "|---|---|---|---:|---:|---:|---:|---|"]
+        for rho, r in a.groupby("rho"):
+            tgt = float(r["tgt_dt"].iloc[0])
+            means = r.groupby(["method", "spikes"])["test_accuracy"].mean().sort_values(ascending=False)
+            (bm, bs), best = means.index[0], r[(r["method"] == means.index[0][0]) & (r["spikes"] == means.index[0][1])]
+            none = r[(r["method"] == "none") & (r["spikes"] == "bin")]["test_accuracy"]
+            tau = r[(r["method"] == "tau") & (r["spikes"] == "bin")]["test_accuracy"]
+            orc = train[(train["family"] == fam) & np.isclose(train["dt"], tgt)]["test_accuracy"]
+            gap, verdict = "–", "no oracle"
+            if len(orc):
+                ref = max(orc.mean(), none.mean()) if rho > 2 + 1e-9 and len(none) else orc.mean()
+                g = 100 * (best["test_accuracy"].mean() - orc.mean())
+                gap = f"{g:+.1f}"
+                verdict = "met" if 100 * (best["test_accuracy"].mean() - ref) >= -2 else "missed"
+                if len(orc) < 2:
+                    verdict += " (oracle n=1)"
+            out.append(f"| {fmt_rho(rho)} | {ms(tgt)} | {bm}, {bs}: {pct(best['test_accuracy'])} | {pct(none)} | "
+                       f"{pct(tau)} | {pct(orc)} | {gap} | {verdict} |")
+        out.append("")
+    return out
+
+
+def method_table(adapt: pd.DataFrame) -> list[str]:
+    out = ["## 2. Every method: accuracy, hidden firing rate at the target, clamped decays", "",
+           "Cells: test accuracy % (mean over seeds) / hidden-layer rate in Hz / decays clamped to 0 (summed",
+           "over layers, mean over seeds).  The source networks' own rate is the rho = 1 column.", ""]
+    for (neuron, src_dt), a in adapt.groupby(["neuron", "src_dt"]):
+        rhos = sorted(a["rho"].unique())
+        out += [f"**{neuron}, source {ms(src_dt)}**", "",
+                "| method | spikes | " + " | ".join(f"{fmt_rho(r)}" for r in rhos) + " |",
+                "|---|---|" + "---:|" * len(rhos)]
+        for (method, spikes), r in sorted(a.groupby(["method", "spikes"]), key=lambda kv: kv[0]):
+            cells = []
+            for rho in rhos:
+                c = r[np.isclose(r["rho"], rho)]
+                if not len(c):
+                    cells.append("")
+                    continue
+                clamp = c["clamped_decays"].fillna(0).mean()
+                cells.append(f"{100 * c['test_accuracy'].mean():.1f} / {c['test_rate_hz'].mean():.0f}"
+                             + (f" / {clamp:.0f}" if clamp else ""))
+            out.append(f"| {method} | {spikes} | " + " | ".join(cells) + " |")
+        out.append("")
+    return out
+
+
+def mixed_table(train: pd.DataFrame, adapt: pd.DataFrame, source_train: pd.DataFrame) -> list[str]:
+    out = ["## 4. Mixed time-step training against zero-shot adaptation", ""]
+    mixed = train[train["label"].str.startswith("mixed")]
+    if not len(mixed):
+        return out + ["No finished mixed time-step run yet.", ""]
+    out += ["| neuron | trained | target | mixed network (its own deployment) | best zero-shot from the 4 ms "
+            "source | oracle |", "|---|---|---|---:|---:|---:|"]
+    for (neuron, label), m in mixed.groupby(["neuron", "label"]):
+        a = adapt[adapt["source_run"].isin(set(m["run"]))]
+        for tgt, r in a.groupby("tgt_dt"):
+            orc = source_train[(source_train["neuron"] == neuron) & np.isclose(source_train["dt"], tgt)]
+            out.append(f"| {neuron} | {label} | {ms(tgt)} | {pct(r['test_accuracy'])} | see section 1 | "
+                       f"{pct(orc['test_accuracy'])} |")
+    return out + [""]
+
+
+def partial_runs(folder: Path) -> list[dict]:
+    rows = []
+    for state in sorted(folder.rglob("state.pt")):
+        run = state.parent
+        if (run / "metrics.json").exists() or not (run / "history.json").exists():
+            continue
+        hist = json.loads((run / "history.json").read_text())
+        cfg = yaml.safe_load((run / "config.yaml").read_text())
+        rows.append({"run": run.relative_to(folder).as_posix(), "epochs": len(hist),
+                     "best_val": max(h.get("val_accuracy", 0) for h in hist),
+                     "time_s": sum(h["epoch_time_s"] for h in hist), "device": cfg.get("device")})
+    return rows
+
+
+def training_table(train: pd.DataFrame, folder: Path) -> list[str]:
+    out = ["## 3. Training runs: cost and stopping", "",
+           "Wall time of the training (`train_time_s`) on the device that ran it (`config.yaml: device`); the",
+           "GPU runs shared one GPU with up to nine other trainings and the CPU runs shared the machine with",
+           "other jobs, so times compare only within a device and a batch of runs.", "",
+           "| neuron | dt | recipe | n | test accuracy | epochs run (best) | train time (s) | device |",
+           "|---|---|---|---:|---:|---|---:|---|"]
+    for (neuron, dt, label), t in train.groupby(["neuron", "dt", "label"]):
+        devices = sorted({yaml.safe_load((folder / r / "config.yaml").read_text()).get("device", "?")
+                          for r in t["run"]})
+        out.append(f"| {neuron} | {ms(dt)} | {label} | {len(t)} | {pct(t['test_accuracy'])} | "
+                   f"{t['epochs_run'].mean():.0f} ({t['best_epoch'].mean():.0f}) | "
+                   f"{t['train_time_s'].mean():.0f} ± {t['train_time_s'].std(ddof=1) if len(t) > 1 else 0:.0f} | "
+                   f"{', '.join(devices)} |")
+    part = partial_runs(folder)
+    if part:
+        out += ["", "Unfinished runs (their `state.pt` resumes them: rerun the sweep):", "",
+                "| run | epochs done | best validation so far | time so far (s) | device |", "|---|---:|---:|---:|---|"]
+        out += [f"| `{p['run']}` | {p['epochs']} | {100 * p['best_val']:.1f} % | {p['time_s']:.0f} | {p['device']} |"
+                for p in part]
+    return out + [""]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("folder", type=Path)
+    p.add_argument("out", type=Path)
+    p.add_argument("--dataset", default=None)
+    a = p.parse_args(argv)
+    df = collect(a.folder)
+    if a.dataset:
+        df = df[df["dataset"] == a.dataset]
+    ok = df[df.get("status", "ok").fillna("ok") == "ok"] if "status" in df else df
+    train = ok[ok["kind"] == "train"].copy()
+    train["label"] = [("mixed " + "/".join(r.get("train.dt_choices") or []) if r.get("train.dt_choices")
+                       else r.get("study.recipe", "")) for r in train["recipe"]]
+    adapt = ok[ok["kind"] == "adapt"].copy()
+    lines = ["# The study: analysis (`python scripts/study_analysis.py " + " ".join(map(str, argv or sys.argv[1:]))
+             + "`)", ""]
+    source_train = train[train["label"] == "source"]
+    from_sources = adapt[adapt["family"].isin(set(source_train["family"]))]
+    lines += bar_table(source_train, from_sources)
+    lines += method_table(from_sources)
+    lines += mixed_table(train, adapt[~adapt.index.isin(from_sources.index)], source_train)
+    lines += training_table(train, a.folder)
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text("\n".join(lines) + "\n")
+    print(f"wrote {a.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
