@@ -44,13 +44,14 @@ def bar_table(train: pd.DataFrame, adapt: pd.DataFrame) -> list[str]:
            "Oracle: the same recipe trained directly at the target bin (`study.recipe: source`); the re-tuned",
            "oracle of the issue is not in these runs.  Best: the method with the highest mean test accuracy per spike",
            "step (bold: the better of the two; a reading of the test table, not a selection on validation data);",
-           "best − oracle and the bar use the bold one.", ""]
+           "best − oracle and the bar use the bold one.  best − source: against the source network's accuracy at",
+           "its own bin, the level a well-trained network at the target bin should reach at least.", ""]
     for (neuron, src_dt), a in adapt.groupby(["neuron", "src_dt"]):
         fam = a["family"].iloc[0]
         src = train[(train["family"] == fam) & np.isclose(train["dt"], src_dt)]
         out += [f"**{neuron}, source {ms(src_dt)}** (source: {pct(src['test_accuracy'])})", "",
                 "| rho | target | best with spikes=bin | best with spikes=source | none | tau | oracle | best − oracle "
-                "| bar |", "|---|---|---|---|---:|---:|---:|---:|---|"]
+                "| bar | best − source |", "|---|---|---|---|---:|---:|---:|---:|---|---:|"]
         for rho, r in a.groupby("rho"):
             tgt = float(r["tgt_dt"].iloc[0])
             means = r.groupby(["method", "spikes"])["test_accuracy"].mean().sort_values(ascending=False)
@@ -75,8 +76,9 @@ def bar_table(train: pd.DataFrame, adapt: pd.DataFrame) -> list[str]:
                 cells = r[(r["spikes"] == mode) & (r["method"] == mm.index[0])]["test_accuracy"]
                 text = f"{mm.index[0]}: {pct(cells)}"
                 per_mode.append(f"**{text}**" if (mm.index[0], mode) == (bm, bs) else text)
+            to_src = 100 * (best["test_accuracy"].mean() - src["test_accuracy"].mean()) if len(src) else float("nan")
             out.append(f"| {fmt_rho(rho)} | {ms(tgt)} | {per_mode[0]} | {per_mode[1]} | {pct(none)} | "
-                       f"{pct(tau)} | {pct(orc)} | {gap} | {verdict} |")
+                       f"{pct(tau)} | {pct(orc)} | {gap} | {verdict} | {to_src:+.1f} |")
         out.append("")
     return out
 
