@@ -12,6 +12,10 @@
 # TOTAL_S (default 540) minus 75 s; runs come back as size-capped archives (scripts/pack_runs.py) in $OUT
 # (else results/study_gpu/): finished runs first, then interrupted ones with their state.pt, which
 # `snnta train` (or the experiment's sweep) resumes on any machine.
+#   Prepare (here, once):  echo /.study_carry/ >> .git/info/exclude; mkdir -p .study_carry
+#     cp .wheels/{hydra_core,omegaconf,antlr4,hydra_joblib}*.whl .study_carry/     # see bench_gpu.sh for .wheels
+#     (cd data && tar cf - spoken_digits/spoken_digits-<key> | xz -T2 > ../.study_carry/spoken_digits.tar.xz)
+#   Call it through the device tool with carry [".study_carry"] (64 MiB with the tree: one dataset per call).
 #   Unpack here:  for f in OUT/runs_*.tar.gz; do tar xzf $f -C .; done     (into ./runs/study/...)
 set -u
 
