@@ -26,14 +26,12 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from snnta.run.report import collect, fmt_rho
+from snnta.run.report import _stats, cell, collect, fmt_rho
 
 
 def pct(values) -> str:
-    v = 100 * np.asarray(values, dtype=float)
-    if len(v) == 0:
-        return "–"
-    return f"{v.mean():.1f} ± {v.std(ddof=1):.1f} ({len(v)})" if len(v) > 1 else f"{v[0]:.1f} (1)"
+    """``mean ± std (n)`` in percent of accuracies in [0, 1], with the report's own cell format."""
+    return cell(*_stats(100 * np.asarray(values, dtype=float))) or "–"
 
 
 def ms(x: float) -> str:
