@@ -1,6 +1,6 @@
 """The study's analysis beyond `snnta report`: the issue's bar, what happens at each rho, training cost.
 
-    python scripts/study_analysis.py runs/study results/study/analysis.md [--dataset spoken_digits]
+    python scripts/study_analysis.py runs/study results/study/analysis.md --dataset spoken_digits
 
 Reads every run under the folder (``snnta.run.report.collect``) and writes one Markdown file:
 1. per source network (neuron, source bin) and target ratio rho: the best adapted network (method and spike
@@ -181,6 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dataset", default=None)
     a = p.parse_args(argv)
     df = collect(a.folder)
+    datasets = sorted(df["dataset"].dropna().unique())
+    if a.dataset is None and len(datasets) > 1:  # the tables group by neuron and bin, not by dataset
+        raise SystemExit(f"study_analysis: {a.folder} holds runs of {', '.join(datasets)}; pass --dataset NAME")
     if a.dataset:
         df = df[df["dataset"] == a.dataset]
     ok = df[df.get("status", "ok").fillna("ok") == "ok"] if "status" in df else df
