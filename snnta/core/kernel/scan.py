@@ -62,6 +62,14 @@ def _sparse_flat_index(x: torch.Tensor) -> torch.Tensor | None:
     return None if len(flat) > SPARSE_MAX_DENSITY * x.numel() else torch.from_numpy(flat)
 
 
+def _sampled_density(x: torch.Tensor, rows: int = 64) -> float:
+    """Fraction of nonzeros of ``x [T, ...]`` estimated on about ``rows`` evenly spaced slices ``x[t]`` (it only
+    chooses between exact sparse and dense kernels, so an estimate that reads ~64 of T slices is enough)."""
+    step = max(1, x.shape[0] // rows)
+    sample = x[::step]
+    return int(torch.count_nonzero(sample)) / max(1, sample.numel())
+
+
 def _coo_t_matmul(rows: torch.Tensor, cols: torch.Tensor, vals: torch.Tensor, shape: tuple[int, int],
                   g: torch.Tensor) -> torch.Tensor:
     """``x^T g`` for the sparse ``x [N, C]`` given by its nonzeros ``(rows, cols, vals)``."""
@@ -85,122 +93,142 @@ def _sparse_t_matmul(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
 # The same per-bin arithmetic as the torch loops below, in the same order, compiled by numba (on the CPU):
 # one call runs a population's whole forward time loop (the recurrent drive adds the rows of V^T of the
 # neurons that spiked); the backward runs its elementwise part compiled and its one dense product per bin,
-# dL/ds_k = g_k + (dL/dd_{k+1}) V, in torch's BLAS.  The kernels are generated per state size n with the
-# loops over n unrolled (numba keeps the components in registers only when their count is fixed) and cached
-# on disk (SNNTA_KERNEL_CACHE, default ~/.cache/snnta/kernels); SNNTA_SCAN=torch turns them off.
+# dL/ds_k = g_k + (dL/dd_{k+1}) V, in torch's BLAS.  The kernels are generated per state size n and per
+# variant (spiking, recurrent, threshold gradient) with the loops over n unrolled and the variant's branches
+# resolved at generation (numba keeps the components in registers and vectorizes the loops over neurons only
+# when their count and the control flow are fixed); the parameters arrive transposed, one contiguous row
+# per component (A^T [n, n, H], B^T, r^T), and the parameter-gradient accumulators are float64 rows [H]
+# summed over the batch inside the loop, so that a bin touches the state, not B x H accumulators per
+# component.  Cached on disk (SNNTA_KERNEL_CACHE, default ~/.cache/snnta/kernels); SNNTA_SCAN=torch turns
+# them off.
 
 try:  # numba is a dependency; without it the torch loops run
     import numba as _numba
 except ImportError:  # pragma: no cover
     _numba = None
 
-_KERNEL_TEMPLATE = '''
+_KERNEL_HEADER = '''
 import numpy as np
 import numba
 
 from snnta.core.kernel.scan import _nb_nonzero as nonzero
-
-
-@numba.njit(cache=CACHE, nogil=True, error_model="numpy")
-def forward(drive, A, Bb, R, theta, Vt, recurrent, spiking, X, S, D):
-    T, B, H = drive.shape
-    idx = np.empty(H, dtype=np.int64)
-    zero_row = np.zeros(H, dtype=drive.dtype)
-    for k in range(T):
-        for b in range(B):
-            if recurrent:
-                out = D[k, b]
-                out[:] = drive[k, b]
-                if k > 0:
-                    s_row = S[k - 1, b]
-                    nnz = nonzero(s_row, idx)  # the neurons that spiked, then their rows of V^T
-                    for q in range(nnz):
-                        j = idx[q]
-                        sj = s_row[j]
-                        vt = Vt[j]
-                        for h in range(H):
-                            out[h] += sj * vt[h]
-            d_row = D[k, b] if recurrent else drive[k, b]
-            if k > 0:
-                s_row = S[k - 1, b] if spiking else zero_row
-FWD_ROWS_PREV
-FWD_ROWS_CUR
-                for h in range(H):
-                    d = d_row[h]
-                    s = s_row[h]
-FWD_XT
-FWD_X
-            else:
-FWD_ROWS_CUR
-                for h in range(H):
-                    d = d_row[h]
-FWD_X0
-            if spiking:
-                u_row = X[0, k, b]
-                s_out = S[k, b]
-                for h in range(H):
-                    s_out[h] = 1.0 if u_row[h] >= theta[h] else 0.0
-
-
-@numba.njit(cache=CACHE, nogil=True, error_model="numpy")
-def backward(k_hi, k_lo, grad_out, rec, A, Bb, theta, slope, spiking, X, S, D, G, GD,
-             acc_x, acc_s, acc_d, acc_t, need_theta):
-    _, B, H = grad_out.shape
-    for k in range(k_hi, k_lo, -1):
-        first = k == k_hi
-        for b in range(B):
-            for h in range(H):
-BWD_G
-                if spiking:
-                    gs = grad_out[k, b, h] + rec[b, h] if first else grad_out[k, b, h]
-                    th = theta[h]
-                    q = 1.0 + slope * abs(X[0, k, b, h] / th - 1.0)
-                    gu = gs * (1.0 / (q * q) / th)
-                    g0 += gu
-                    if need_theta:
-                        acc_t[b, h] += gu * X[0, k, b, h]
-                else:
-                    g0 += grad_out[k, b, h]
-BWD_REST
 '''
 
 
-def _kernel_source(n: int, cache: bool) -> str:
-    """Source of the compiled forward and backward loops for state size ``n`` (loops over ``n`` unrolled:
-    numba keeps the ``n`` components in registers only when their count is known at compile time)."""
-    I16, I20 = " " * 16, " " * 20
-    prev = [f"{I16}xp{j} = X[{j}, k - 1, b]" for j in range(n)]
-    cur = [f"{I16}xc{i} = X[{i}, k, b]" for i in range(n)]
-    xt = [f"{I20}xt{j} = xp{j}[h] + s * R[h, {j}]" for j in range(n)]
-    fx = [f"{I20}xc{i}[h] = " + " + ".join(f"xt{j} * A[h, {i}, {j}]" for j in range(n)) + f" + d * Bb[h, {i}]"
-          for i in range(n)]
-    fx0 = [f"{I20}xc{i}[h] = d * Bb[h, {i}]" for i in range(n)]
-    g = [f"{I16}g{j} = " + " + ".join(f"G[{i}, b, h] * A[h, {i}, {j}]" for i in range(n)) for j in range(n)]
-    rest = [f"{I16}GD[k, b, h] = " + " + ".join(f"g{i} * Bb[h, {i}]" for i in range(n))]
-    rest += [f"{I16}acc_d[{i}, b, h] += g{i} * D[k, b, h]" for i in range(n)]
-    rest += [f"{I16}if k > 0:"]
-    rest += [f"{I20}acc_x[{i}, {j}, b, h] += g{i} * X[{j}, k - 1, b, h]" for i in range(n) for j in range(n)]
-    rest += [f"{I20}if spiking:"] + [f"{I20}    acc_s[{i}, b, h] += g{i} * S[k - 1, b, h]" for i in range(n)]
-    rest += [f"{I16}G[{i}, b, h] = g{i}" for i in range(n)]
-    src = _KERNEL_TEMPLATE
-    for key, lines in (("FWD_ROWS_PREV", prev), ("FWD_ROWS_CUR", cur), ("FWD_XT", xt), ("FWD_X0", fx0),
-                       ("FWD_X", fx), ("BWD_G", g), ("BWD_REST", rest)):
-        src = src.replace(key, "\n".join(lines))
+def _split_first_bin(n: int, spiking: bool, spikes_name: str, body) -> list[str]:
+    """The loop over neurons twice: ``if k > 0`` with the previous bin's rows bound (``xp<j>``, the spikes as
+    ``spikes_name``) around ``body(True)``, else ``body(False)`` (the first bin has no previous state)."""
+    L = ["            if k > 0:"] + [f"                xp{j} = X[{j}, k - 1, b]" for j in range(n)]
+    if spiking:
+        L += [f"                {spikes_name} = S[k - 1, b]"]
+    return L + ["                for h in range(H):"] + body(True) + ["            else:", "                for h in range(H):"] + body(False)
+
+
+def _forward_source(n: int, spiking: bool, recurrent: bool) -> str:
+    """``forward(drive, At, Bt, Rt, theta, Vt, X, S, D)``: the whole forward time loop."""
+    I = lambda k: " " * (4 * k)  # noqa: E731, E741
+    L = ["@numba.njit(cache=CACHE, nogil=True, error_model='numpy')",
+         "def forward(drive, At, Bt, Rt, theta, Vt, X, S, D):",
+         f"{I(1)}T, B, H = drive.shape",
+         f"{I(1)}idx = np.empty(H, dtype=np.int64)"]
+    L += [f"{I(1)}a{i}{j} = At[{i}, {j}]" for i in range(n) for j in range(n)]
+    L += [f"{I(1)}b{i} = Bt[{i}]" for i in range(n)]
+    if spiking:
+        L += [f"{I(1)}r{j} = Rt[{j}]" for j in range(n)]
+    L += [f"{I(1)}for k in range(T):", f"{I(2)}for b in range(B):"]
+    if recurrent:  # d_k = I_k + s_{k-1} V^T: the rows of V^T of the neurons that spiked
+        L += [f"{I(3)}d_row = D[k, b]", f"{I(3)}d_in = drive[k, b]",
+              f"{I(3)}for h in range(H):", f"{I(4)}d_row[h] = d_in[h]",
+              f"{I(3)}if k > 0:", f"{I(4)}s_prev = S[k - 1, b]", f"{I(4)}nnz = nonzero(s_prev, idx)",
+              f"{I(4)}for q in range(nnz):", f"{I(5)}j = idx[q]", f"{I(5)}sj = s_prev[j]", f"{I(5)}vt = Vt[j]",
+              f"{I(5)}for h in range(H):", f"{I(6)}d_row[h] += sj * vt[h]"]
+    else:
+        L += [f"{I(3)}d_row = drive[k, b]"]
+    L += [f"{I(3)}xc{i} = X[{i}, k, b]" for i in range(n)]
+    if spiking:
+        L += [f"{I(3)}s_out = S[k, b]"]
+
+    def body(has_prev: bool) -> list[str]:
+        out = [f"{I(5)}d = d_row[h]"]
+        if has_prev:
+            if spiking:  # x~_k = x_{k-1} + r s_{k-1}
+                out += [f"{I(5)}s = s_prev[h]"] + [f"{I(5)}xt{j} = xp{j}[h] + s * r{j}[h]" for j in range(n)]
+            else:
+                out += [f"{I(5)}xt{j} = xp{j}[h]" for j in range(n)]
+            out += [f"{I(5)}v{i} = " + " + ".join(f"xt{j} * a{i}{j}[h]" for j in range(n)) + f" + d * b{i}[h]"
+                    for i in range(n)]
+        else:
+            out += [f"{I(5)}v{i} = d * b{i}[h]" for i in range(n)]
+        out += [f"{I(5)}xc{i}[h] = v{i}" for i in range(n)]
+        if spiking:
+            out += [f"{I(5)}s_out[h] = 1.0 if v0 >= theta[h] else 0.0"]
+        return out
+
+    return "\n".join(L + _split_first_bin(n, spiking, "s_prev", body)) + "\n"
+
+
+def _backward_source(n: int, spiking: bool, need_theta: bool) -> str:
+    """``backward(k_hi, k_lo, grad_out, rec, At, Bt, theta, slope, X, S, D, G, GD, acc_x, acc_s, acc_d, acc_t)``:
+    bins ``k_hi`` down to ``k_lo + 1``; ``rec`` = (dL/dd_{k_hi+1}) V (zeros where there is none)."""
+    I = lambda k: " " * (4 * k)  # noqa: E731, E741
+    L = ["@numba.njit(cache=CACHE, nogil=True, error_model='numpy')",
+         "def backward(k_hi, k_lo, grad_out, rec, At, Bt, theta, slope, X, S, D, G, GD, acc_x, acc_s, acc_d, acc_t):",
+         f"{I(1)}_, B, H = grad_out.shape"]
+    L += [f"{I(1)}a{i}{j} = At[{i}, {j}]" for i in range(n) for j in range(n)]
+    L += [f"{I(1)}b{i} = Bt[{i}]" for i in range(n)]
+    L += [f"{I(1)}ax{i}{j} = acc_x[{i}, {j}]" for i in range(n) for j in range(n)]
+    L += [f"{I(1)}ad{i} = acc_d[{i}]" for i in range(n)]
+    if spiking:
+        L += [f"{I(1)}as{i} = acc_s[{i}]" for i in range(n)]
+    L += [f"{I(1)}for k in range(k_hi, k_lo, -1):", f"{I(2)}for b in range(B):"]
+    L += [f"{I(3)}G{i} = G[{i}, b]" for i in range(n)]
+    L += [f"{I(3)}go = grad_out[k, b]", f"{I(3)}u = X[0, k, b]", f"{I(3)}dk = D[k, b]", f"{I(3)}gd = GD[k, b]"]
+    if spiking:
+        L += [f"{I(3)}rc = rec[b]"]
+
+    def body(has_prev: bool) -> list[str]:
+        # G_k = A^T G_{k+1} + e_0 (psi(v_k) dL/ds_k / theta   or   dL/du_k)
+        out = [f"{I(5)}g{j} = " + " + ".join(f"G{i}[h] * a{i}{j}[h]" for i in range(n)) for j in range(n)]
+        if spiking:
+            out += [f"{I(5)}gs = go[h] + rc[h]", f"{I(5)}th = theta[h]",
+                    f"{I(5)}q = 1.0 + slope * abs(u[h] / th - 1.0)", f"{I(5)}gu = gs * (1.0 / (q * q) / th)",
+                    f"{I(5)}g0 += gu"]
+            if need_theta:
+                out += [f"{I(5)}acc_t[h] += gu * u[h]"]
+        else:
+            out += [f"{I(5)}g0 += go[h]"]
+        out += [f"{I(5)}gd[h] = " + " + ".join(f"g{i} * b{i}[h]" for i in range(n))]
+        out += [f"{I(5)}ad{i}[h] += g{i} * dk[h]" for i in range(n)]
+        if has_prev:
+            out += [f"{I(5)}ax{i}{j}[h] += g{i} * xp{j}[h]" for i in range(n) for j in range(n)]
+            if spiking:
+                out += [f"{I(5)}as{i}[h] += g{i} * sp[h]" for i in range(n)]
+        out += [f"{I(5)}G{i}[h] = g{i}" for i in range(n)]
+        return out
+
+    return "\n".join(L + _split_first_bin(n, spiking, "sp", body)) + "\n"
+
+
+def _kernel_source(n: int, spiking: bool, recurrent: bool, need_theta: bool, cache: bool) -> str:
+    """Source of the compiled forward and backward loops of one variant (see the section's comment)."""
+    src = "\n".join([_KERNEL_HEADER, _forward_source(n, spiking, recurrent and spiking), "",
+                     _backward_source(n, spiking, need_theta and spiking)])
     return src.replace("CACHE", "True" if cache else "False")
 
 
 _KERNELS: dict = {}
 
 
-def _kernels(n: int):
-    """The compiled module of state size ``n`` (forward, backward), generated on first use."""
-    if n in _KERNELS:
-        return _KERNELS[n]
+def _kernels(n: int, spiking: bool = True, recurrent: bool = True, need_theta: bool = True):
+    """The compiled module (forward, backward) of state size ``n`` and one variant, generated on first use."""
+    key = (n, bool(spiking), bool(recurrent and spiking), bool(need_theta and spiking))
+    if key in _KERNELS:
+        return _KERNELS[key]
     import hashlib
     import importlib.util
     import tempfile
 
-    src = _kernel_source(n, cache=True)
+    src = _kernel_source(*key, cache=True)
     tag = hashlib.sha1(src.encode()).hexdigest()[:12]
     folder = Path(os.environ.get("SNNTA_KERNEL_CACHE") or Path.home() / ".cache" / "snnta" / "kernels")
     path = folder / f"scan_n{n}_{tag}.py"
@@ -215,9 +243,9 @@ def _kernels(n: int):
         sys.modules[spec.name] = mod  # numba's on-disk cache looks the module up by name
         spec.loader.exec_module(mod)
     except OSError:  # no writable cache folder: compile in memory (no on-disk cache)
-        mod = type(sys)(f"snnta_scan_kernels_n{n}")
-        exec(compile(_kernel_source(n, cache=False), f"<snnta scan kernels n={n}>", "exec"), mod.__dict__)
-    _KERNELS[n] = mod
+        mod = type(sys)(f"snnta_scan_kernels_n{n}_{tag}")
+        exec(compile(_kernel_source(*key, cache=False), f"<snnta scan kernels {key}>", "exec"), mod.__dict__)
+    _KERNELS[key] = mod
     return mod
 
 
@@ -228,12 +256,12 @@ def _compiled_enabled() -> bool:
 if _numba is not None:
     @_numba.njit(cache=True, nogil=True, error_model="numpy")
     def _nb_nonzero(row, idx):  # pragma: no cover (compiled)
-        """Write the indices of the nonzeros of ``row`` to ``idx``; return how many (a tight, branch-light loop)."""
+        """Write the indices of the nonzeros of ``row`` to ``idx``; return how many (branch-free: every index is
+        written, the count advances only past a nonzero)."""
         nnz = 0
         for c in range(row.shape[0]):
-            if row[c] != 0:
-                idx[nnz] = c
-                nnz += 1
+            idx[nnz] = c
+            nnz += row[c] != 0
         return nnz
 
     @_numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -293,7 +321,7 @@ def _torch_forward(drive, a, b, b_used, r, r_used, theta, Vt, spiking, recurrent
 
 
 def _torch_backward(grad_out, a, B_bar, theta, V, slope, spiking, XA, S, D, GD, need_theta, used):
-    """The backward loop in torch ops (fills ``GD``); returns the accumulators (see the class)."""
+    """The backward loop in torch ops (fills ``GD``); returns the accumulators summed over the batch (see the class)."""
     T, batch, H = grad_out.shape
     n = len(a)
     X, U = XA, XA[0]
@@ -343,31 +371,35 @@ def _torch_backward(grad_out, a, B_bar, theta, V, slope, spiking, XA, S, D, GD, 
                 if spiking:
                     acc_s[i].addcmul_(cur[i], S[k - 1])
         g_next, gd_next = cur, gd
-    return acc_x, acc_s, acc_d, acc_t
+    return ([[acc_x[i][j].sum(0) for j in range(n)] for i in range(n)], [a.sum(0) for a in acc_s] if spiking else None,
+            {i: a.sum(0) for i, a in acc_d.items()}, acc_t.sum(0) if need_theta else None)
 
 
 def _compiled_backward(grad_out, A, B_bar, theta, V, slope, spiking, XA, S, D, GD, need_theta):
     """The backward loop compiled (fills ``GD``): one call for all bins without recurrence; with it, per bin
-    a BLAS product ``(dL/dd_{k+1}) V`` and one compiled call for the rest."""
+    a BLAS product ``(dL/dd_{k+1}) V`` and one compiled call for the rest.  Returns the accumulators summed
+    over the batch (float64 inside the loop, then the gradient's dtype)."""
     T, batch, H = grad_out.shape
     n = A.shape[-1]
-    new = lambda *shape: grad_out.new_zeros(*shape)  # noqa: E731
-    acc_x, acc_s, acc_d, acc_t = new(n, n, batch, H), new(n, batch, H), new(n, batch, H), new(batch, H)
-    G, rec = new(n, batch, H), new(batch, H)
-    zero = new(1, 1, 1)
-    args = [_np(grad_out), _np(rec), _np(A.contiguous()), _np(B_bar.contiguous()), _np(theta.contiguous()),
-            float(slope), bool(spiking), _np(XA), _np(S if spiking else zero), _np(D), _np(G), _np(GD),
-            _np(acc_x), _np(acc_s), _np(acc_d), _np(acc_t), bool(need_theta)]
+    acc = lambda *shape: torch.zeros(*shape, dtype=torch.float64)  # noqa: E731
+    acc_x, acc_s, acc_d, acc_t = acc(n, n, H), acc(n, H), acc(n, H), acc(H)
+    G, rec = grad_out.new_zeros(n, batch, H), grad_out.new_zeros(batch, H)
+    zero = grad_out.new_zeros(1, 1, 1)
+    args = [_np(grad_out), _np(rec), _np(A.permute(1, 2, 0).contiguous()), _np(B_bar.t().contiguous()),
+            _np(theta.contiguous()), float(slope), _np(XA), _np(S if spiking else zero), _np(D), _np(G), _np(GD),
+            _np(acc_x), _np(acc_s), _np(acc_d), _np(acc_t)]
+    step = _kernels(n, spiking, True, need_theta).backward
     if V is None:
-        _kernels(n).backward(T - 1, -1, *args)
+        step(T - 1, -1, *args)
     else:
         V = V.contiguous()
-        step = _kernels(n).backward
         for k in range(T - 1, -1, -1):
             if k < T - 1:
                 torch.mm(GD[k + 1], V, out=rec)
             step(k, k - 1, *args)
-    return acc_x, acc_s if spiking else None, acc_d, acc_t if need_theta else None
+    dtype = grad_out.dtype
+    return (acc_x.to(dtype), acc_s.to(dtype) if spiking else None, acc_d.to(dtype),
+            acc_t.to(dtype) if need_theta else None)
 
 
 class _PopulationScan(torch.autograd.Function):
@@ -393,10 +425,11 @@ class _PopulationScan(torch.autograd.Function):
         compiled = _use_compiled(drive)
         if compiled:
             zero = drive.new_zeros(1, 1, 1)
-            _kernels(n).forward(_np(drive.contiguous()), _np(A.contiguous()), _np(B_bar.to(dtype).contiguous()),
-                        _np(reset.to(dtype).contiguous()) if spiking else np.zeros((H, n), _np(zero).dtype),
-                        _np(theta.contiguous()), _np(Vt) if recurrent else np.zeros((1, 1), _np(zero).dtype),
-                        recurrent, spiking, _np(XA), _np(S if spiking else zero), _np(D if recurrent else zero))
+            _kernels(n, spiking, recurrent).forward(
+                _np(drive.contiguous()), _np(A.permute(1, 2, 0).contiguous()), _np(B_bar.to(dtype).t().contiguous()),
+                _np(reset.to(dtype).t().contiguous()) if spiking else np.zeros((n, H), _np(zero).dtype),
+                _np(theta.contiguous()), _np(Vt) if recurrent else np.zeros((1, 1), _np(zero).dtype),
+                _np(XA), _np(S if spiking else zero), _np(D if recurrent else zero))
         else:
             _torch_forward(drive, a, b, b_used, r, r_used, theta, Vt, spiking, recurrent, X, S, D)
         ctx.save_for_backward(A, B_bar, reset if spiking else None, theta, w_rec if recurrent else None,
@@ -417,9 +450,8 @@ class _PopulationScan(torch.autograd.Function):
         need_theta = spiking and ctx.needs_input_grad[5]
         used = [i for i in range(n) if b_used[i]]
         GD = grad_out.new_empty(T, batch, H)
-        # per-bin accumulators of the parameter gradients (summed over the batch at the end):
-        # acc_x[i][j] = sum_k G_k[i] x_{k-1}[j], acc_s[i] = sum_k G_k[i] s_{k-1}, acc_d[i] = sum_k G_k[i] d_k,
-        # acc_t = sum_k (psi dL/ds)_k u_k
+        # the parameter gradients' sums over bins and batch: acc_x[i][j] = sum G_k[i] x_{k-1}[j],
+        # acc_s[i] = sum G_k[i] s_{k-1}, acc_d[i] = sum G_k[i] d_k, acc_t = sum (psi dL/ds)_k u_k
         if compiled and grad_out.dtype == XA.dtype:
             acc_x, acc_s, acc_d, acc_t = _compiled_backward(grad_out, A, B_bar.to(dtype), theta, V, slope, spiking,
                                                             XA, S, D, GD, need_theta)
@@ -428,25 +460,30 @@ class _PopulationScan(torch.autograd.Function):
                                                          GD, need_theta, used)
 
         # x~_k = x_{k-1} + r s_{k-1}:  dA = sum G_k x~_k^T,  dr_j = sum_i a_ij sum_k G_k[i] s_{k-1}
-        sum_s = [acc_s[i].sum(0) for i in range(n)] if spiking else None
+        sum_s = [acc_s[i] for i in range(n)] if spiking else None
         dA = torch.empty(H, n, n, dtype=dtype, device=grad_out.device)
         for i in range(n):
             for j in range(n):
-                dA[:, i, j] = acc_x[i][j].sum(0)
+                dA[:, i, j] = acc_x[i][j]
                 if spiking and r_used[j]:
                     dA[:, i, j] += reset[:, j].to(dtype) * sum_s[i]
         dB = torch.zeros(H, n, dtype=dtype, device=grad_out.device)
         for i in used:
-            dB[:, i] = acc_d[i].sum(0)
+            dB[:, i] = acc_d[i]
         d_drive = GD if ctx.needs_input_grad[0] else None
         d_rec = d_reset = d_theta = None
-        if recurrent and ctx.needs_input_grad[1]:
-            d_rec = _sparse_t_matmul(S[:-1].reshape(-1, H), GD[1:].reshape(-1, H)).t()
+        if recurrent and ctx.needs_input_grad[1]:  # dV = sum_k (dL/dd_k)^T s_{k-1}
+            if compiled and T > 1 and _sampled_density(S) <= SPARSE_MAX_DENSITY:
+                d_vt = grad_out.new_zeros(H, H)
+                _nb_project(_np(S[:-1]), _np(GD[1:]), _np(d_vt[None]), True)
+                d_rec = d_vt.t()
+            else:
+                d_rec = _sparse_t_matmul(S[:-1].reshape(-1, H), GD[1:].reshape(-1, H)).t()
         if spiking and ctx.needs_input_grad[4]:
             d_reset = torch.stack([sum(a[i][j] * sum_s[i] for i in range(n)) for j in range(n)], dim=-1).to(r_dtype)
         if need_theta:
             # v = u / theta - 1, dv/dtheta = -u / theta^2; psi already holds the 1/theta
-            d_theta = -acc_t.sum(0) / theta
+            d_theta = -acc_t / theta
         return (d_drive, d_rec, dA.to(a_dtype), dB.to(b_dtype), d_reset, d_theta, None, None)
 
 
@@ -513,7 +550,7 @@ def input_projection(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """``x @ weight.T`` over the last axis; on the CPU a mostly-zero ``x`` (events, spikes) takes the
     sparse path (exact: the same sums, fewer terms)."""
     if (x.dim() == 3 and x.dtype == weight.dtype and _use_compiled(x) and x.stride(-1) == 1
-            and int(torch.count_nonzero(x)) <= SPARSE_MAX_DENSITY * x.numel()):
+            and _sampled_density(x) <= SPARSE_MAX_DENSITY):
         return _CompiledSparseLinear.apply(x, weight)
     x2 = x.reshape(-1, x.shape[-1])
     flat = _sparse_flat_index(x2) if x.dtype == weight.dtype else None
