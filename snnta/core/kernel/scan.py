@@ -115,13 +115,12 @@ from snnta.core.kernel.scan import _nb_nonzero as nonzero
 '''
 
 
-def _split_first_bin(n: int, spiking: bool, spikes_name: str, body) -> list[str]:
-    """The loop over neurons twice: ``if k > 0`` with the previous bin's rows bound (``xp<j>``, the spikes as
-    ``spikes_name``) around ``body(True)``, else ``body(False)`` (the first bin has no previous state)."""
-    L = ["            if k > 0:"] + [f"                xp{j} = X[{j}, k - 1, b]" for j in range(n)]
-    if spiking:
-        L += [f"                {spikes_name} = S[k - 1, b]"]
-    return L + ["                for h in range(H):"] + body(True) + ["            else:", "                for h in range(H):"] + body(False)
+def _loop(indent: int, stmt: str) -> list[str]:
+    """``for h in range(H): <stmt>`` at ``indent`` levels: one short loop per output row.  Each loop writes one
+    row and reads a few, so LLVM's runtime alias checks stay within its limit and every loop vectorizes (a
+    fused loop writing many rows of an n = 2 neuron does not)."""
+    pad = " " * (4 * indent)
+    return [f"{pad}for h in range(H):", f"{pad}    {stmt}"]
 
 
 def _forward_source(n: int, spiking: bool, recurrent: bool) -> str:
@@ -130,50 +129,54 @@ def _forward_source(n: int, spiking: bool, recurrent: bool) -> str:
     L = ["@numba.njit(cache=CACHE, nogil=True, error_model='numpy')",
          "def forward(drive, At, Bt, Rt, theta, Vt, X, S, D):",
          f"{I(1)}T, B, H = drive.shape",
-         f"{I(1)}idx = np.empty(H, dtype=np.int64)"]
+         f"{I(1)}idx = np.empty(H, dtype=np.int64)",
+         f"{I(1)}XT = np.empty((max({n}, 1), H), dtype=drive.dtype)"]
     L += [f"{I(1)}a{i}{j} = At[{i}, {j}]" for i in range(n) for j in range(n)]
     L += [f"{I(1)}b{i} = Bt[{i}]" for i in range(n)]
     if spiking:
-        L += [f"{I(1)}r{j} = Rt[{j}]" for j in range(n)]
+        L += [f"{I(1)}r{j} = Rt[{j}]" for j in range(n)] + [f"{I(1)}xt{j} = XT[{j}]" for j in range(n)]
     L += [f"{I(1)}for k in range(T):", f"{I(2)}for b in range(B):"]
     if recurrent:  # d_k = I_k + s_{k-1} V^T: the rows of V^T of the neurons that spiked
-        L += [f"{I(3)}d_row = D[k, b]", f"{I(3)}d_in = drive[k, b]",
-              f"{I(3)}for h in range(H):", f"{I(4)}d_row[h] = d_in[h]",
-              f"{I(3)}if k > 0:", f"{I(4)}s_prev = S[k - 1, b]", f"{I(4)}nnz = nonzero(s_prev, idx)",
+        L += [f"{I(3)}d_row = D[k, b]", f"{I(3)}d_in = drive[k, b]"] + _loop(3, "d_row[h] = d_in[h]")
+        L += [f"{I(3)}if k > 0:", f"{I(4)}s_prev = S[k - 1, b]", f"{I(4)}nnz = nonzero(s_prev, idx)",
               f"{I(4)}for q in range(nnz):", f"{I(5)}j = idx[q]", f"{I(5)}sj = s_prev[j]", f"{I(5)}vt = Vt[j]",
               f"{I(5)}for h in range(H):", f"{I(6)}d_row[h] += sj * vt[h]"]
     else:
         L += [f"{I(3)}d_row = drive[k, b]"]
     L += [f"{I(3)}xc{i} = X[{i}, k, b]" for i in range(n)]
+    # x~_k = x_{k-1} + r s_{k-1};  x_k = A_bar x~_k + B_bar d_k  (the first bin: x_0 = B_bar d_0)
+    L += [f"{I(3)}if k > 0:"] + [f"{I(4)}xp{j} = X[{j}, k - 1, b]" for j in range(n)]
     if spiking:
-        L += [f"{I(3)}s_out = S[k, b]"]
-
-    def body(has_prev: bool) -> list[str]:
-        out = [f"{I(5)}d = d_row[h]"]
-        if has_prev:
-            if spiking:  # x~_k = x_{k-1} + r s_{k-1}
-                out += [f"{I(5)}s = s_prev[h]"] + [f"{I(5)}xt{j} = xp{j}[h] + s * r{j}[h]" for j in range(n)]
-            else:
-                out += [f"{I(5)}xt{j} = xp{j}[h]" for j in range(n)]
-            out += [f"{I(5)}v{i} = " + " + ".join(f"xt{j} * a{i}{j}[h]" for j in range(n)) + f" + d * b{i}[h]"
-                    for i in range(n)]
-        else:
-            out += [f"{I(5)}v{i} = d * b{i}[h]" for i in range(n)]
-        out += [f"{I(5)}xc{i}[h] = v{i}" for i in range(n)]
-        if spiking:
-            out += [f"{I(5)}s_out[h] = 1.0 if v0 >= theta[h] else 0.0"]
-        return out
-
-    return "\n".join(L + _split_first_bin(n, spiking, "s_prev", body)) + "\n"
+        L += [f"{I(4)}s_prev = S[k - 1, b]"]
+        for j in range(n):
+            L += _loop(4, f"xt{j}[h] = xp{j}[h] + s_prev[h] * r{j}[h]")
+    src = "xt" if spiking else "xp"
+    for i in range(n):
+        L += _loop(4, f"xc{i}[h] = " + " + ".join(f"{src}{j}[h] * a{i}{j}[h]" for j in range(n))
+                   + f" + d_row[h] * b{i}[h]")
+    L += [f"{I(3)}else:"]
+    for i in range(n):
+        L += _loop(4, f"xc{i}[h] = d_row[h] * b{i}[h]")
+    if spiking:
+        L += [f"{I(3)}s_out = S[k, b]"] + _loop(3, "s_out[h] = 1.0 if xc0[h] >= theta[h] else 0.0")
+    return "\n".join(L) + "\n"
 
 
 def _backward_source(n: int, spiking: bool, need_theta: bool) -> str:
     """``backward(k_hi, k_lo, grad_out, rec, At, Bt, theta, slope, X, S, D, G, GD, acc_x, acc_s, acc_d, acc_t)``:
-    bins ``k_hi`` down to ``k_lo + 1``; ``rec`` = (dL/dd_{k_hi+1}) V (zeros where there is none)."""
+    bins ``k_hi`` down to ``k_lo + 1``; ``rec`` = (dL/dd_{k_hi+1}) V (zeros where there is none).
+
+    ``n = 1`` runs one fused loop per row (few rows written: it vectorizes and keeps the temporaries in
+    registers); ``n >= 2`` one loop per written row with the temporaries in float64 scratch rows (``_loop``)."""
     I = lambda k: " " * (4 * k)  # noqa: E731, E741
+    fused = n == 1
+    t = (lambda name: name) if fused else (lambda name: f"{name}[h]")  # a temporary: local or scratch row
     L = ["@numba.njit(cache=CACHE, nogil=True, error_model='numpy')",
          "def backward(k_hi, k_lo, grad_out, rec, At, Bt, theta, slope, X, S, D, G, GD, acc_x, acc_s, acc_d, acc_t):",
          f"{I(1)}_, B, H = grad_out.shape"]
+    if not fused:
+        L += [f"{I(1)}W = np.empty(({n + 1}, H), dtype=np.float64)", f"{I(1)}gu = W[{n}]"]
+        L += [f"{I(1)}g{i} = W[{i}]" for i in range(n)]
     L += [f"{I(1)}a{i}{j} = At[{i}, {j}]" for i in range(n) for j in range(n)]
     L += [f"{I(1)}b{i} = Bt[{i}]" for i in range(n)]
     L += [f"{I(1)}ax{i}{j} = acc_x[{i}, {j}]" for i in range(n) for j in range(n)]
@@ -182,31 +185,34 @@ def _backward_source(n: int, spiking: bool, need_theta: bool) -> str:
         L += [f"{I(1)}as{i} = acc_s[{i}]" for i in range(n)]
     L += [f"{I(1)}for k in range(k_hi, k_lo, -1):", f"{I(2)}for b in range(B):"]
     L += [f"{I(3)}G{i} = G[{i}, b]" for i in range(n)]
-    L += [f"{I(3)}go = grad_out[k, b]", f"{I(3)}u = X[0, k, b]", f"{I(3)}dk = D[k, b]", f"{I(3)}gd = GD[k, b]"]
+    L += [f"{I(3)}go = grad_out[k, b]", f"{I(3)}u = X[0, k, b]", f"{I(3)}dk = D[k, b]", f"{I(3)}gd = GD[k, b]",
+          f"{I(3)}rc = rec[b]"]
+    # G_k = A^T G_{k+1} + e_0 (psi(v_k) dL/ds_k / theta   or   dL/du_k),  dL/ds_k = g_k + (dL/dd_{k+1}) V
+    pre = [f"{t(f'g{j}')} = " + " + ".join(f"G{i}[h] * a{i}{j}[h]" for i in range(n)) for j in range(n)]
     if spiking:
-        L += [f"{I(3)}rc = rec[b]"]
+        pre += [f"q = 1.0 + slope * abs(u[h] / theta[h] - 1.0)\n{t('gu')} = (go[h] + rc[h]) * (1.0 / (q * q) / theta[h])",
+                f"{t('g0')} += {t('gu')}"]
+        pre += [f"acc_t[h] += {t('gu')} * u[h]"] if need_theta else []
+    else:
+        pre += [f"{t('g0')} += go[h]"]
+    pre += ["gd[h] = " + " + ".join(f"{t(f'g{i}')} * b{i}[h]" for i in range(n))]
+    pre += [f"ad{i}[h] += {t(f'g{i}')} * dk[h]" for i in range(n)]
+    prev = [f"ax{i}{j}[h] += {t(f'g{i}')} * xp{j}[h]" for i in range(n) for j in range(n)]
+    prev += [f"as{i}[h] += {t(f'g{i}')} * sp[h]" for i in range(n)] if spiking else []
+    post = [f"G{i}[h] = {t(f'g{i}')}" for i in range(n)]
+    bind_prev = [f"xp{j} = X[{j}, k - 1, b]" for j in range(n)] + (["sp = S[k - 1, b]"] if spiking else [])
 
-    def body(has_prev: bool) -> list[str]:
-        # G_k = A^T G_{k+1} + e_0 (psi(v_k) dL/ds_k / theta   or   dL/du_k)
-        out = [f"{I(5)}g{j} = " + " + ".join(f"G{i}[h] * a{i}{j}[h]" for i in range(n)) for j in range(n)]
-        if spiking:
-            out += [f"{I(5)}gs = go[h] + rc[h]", f"{I(5)}th = theta[h]",
-                    f"{I(5)}q = 1.0 + slope * abs(u[h] / th - 1.0)", f"{I(5)}gu = gs * (1.0 / (q * q) / th)",
-                    f"{I(5)}g0 += gu"]
-            if need_theta:
-                out += [f"{I(5)}acc_t[h] += gu * u[h]"]
-        else:
-            out += [f"{I(5)}g0 += go[h]"]
-        out += [f"{I(5)}gd[h] = " + " + ".join(f"g{i} * b{i}[h]" for i in range(n))]
-        out += [f"{I(5)}ad{i}[h] += g{i} * dk[h]" for i in range(n)]
-        if has_prev:
-            out += [f"{I(5)}ax{i}{j}[h] += g{i} * xp{j}[h]" for i in range(n) for j in range(n)]
-            if spiking:
-                out += [f"{I(5)}as{i}[h] += g{i} * sp[h]" for i in range(n)]
-        out += [f"{I(5)}G{i}[h] = g{i}" for i in range(n)]
-        return out
+    def loops(indent: int, stmts: list[str]) -> list[str]:  # one loop for all (fused) or one per statement
+        groups = [stmts] if fused else [[st] for st in stmts]
+        return [x for grp in groups for x in [f"{I(indent)}for h in range(H):"]
+                + [f"{I(indent + 1)}{part}" for st in grp for part in st.split("\n")]]
 
-    return "\n".join(L + _split_first_bin(n, spiking, "sp", body)) + "\n"
+    if fused:
+        L += [f"{I(3)}if k > 0:"] + [f"{I(4)}{x}" for x in bind_prev] + loops(4, pre + prev + post)
+        L += [f"{I(3)}else:"] + loops(4, pre + post)
+    else:
+        L += loops(3, pre) + [f"{I(3)}if k > 0:"] + [f"{I(4)}{x}" for x in bind_prev] + loops(4, prev) + loops(3, post)
+    return "\n".join(L) + "\n"
 
 
 def _kernel_source(n: int, spiking: bool, recurrent: bool, need_theta: bool, cache: bool) -> str:
