@@ -216,3 +216,19 @@ def test_cuda_training_step_matches_cpu(neuron):
     assert torch.allclose(results[0][0], results[1][0], rtol=1e-9, atol=1e-9)
     for name in results[0][1]:
         assert rel_err(results[1][1][name], results[0][1][name]) < 1e-6, name
+
+
+def test_grad_precision_script_float32_close_to_float64(capsys):
+    """scripts/grad_precision.py at a small size: float32 gradients of LIF within 1e-3 of the float64 run."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "grad_precision.py"
+    spec = importlib.util.spec_from_file_location("grad_precision", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["--T", "80", "--batch", "3", "--hidden", "12"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    lif = next(line for line in lines if line.startswith("LIF"))
+    errs = [float(part.split()[-1]) for part in lif.split("gradients, ")[1].split(", ")]
+    assert len(errs) == 4 and all(0 <= e < 1e-3 for e in errs), lif
