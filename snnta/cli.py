@@ -131,10 +131,12 @@ def precheck(command: str, overrides: list[str]) -> dict:
             if vals and len(vals) > 1:
                 raise ConfigError(f"{key}: {value!r} lists several values; add -m to run one job per value")
     sweep_dir, checks = None, []
+    sweep_keys = [o for o in overrides if o.startswith("hydra.sweep.")]  # the folder a user names wins
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3", job_name=f"snnta_{command}"):
         for variant in _variants(overrides):
             try:
-                cfg = compose(command, overrides=variant, return_hydra_config=sweep_dir is None)
+                cfg = compose(command, overrides=variant + (sweep_keys if sweep_dir is None else []),
+                              return_hydra_config=sweep_dir is None)
                 if sweep_dir is None:
                     sweep_dir = str(cfg.hydra.sweep.dir)
                     cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])

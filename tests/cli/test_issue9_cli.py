@@ -42,8 +42,9 @@ def test_item04_sweep_names_checkpoint_and_folder(trained):
 
 
 def test_item07_parallel_launcher_sweep_and_report(trained):
-    snnta("adapt", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "method=tau,euler", "tgt_dt=8ms",
-          "progress=false", "hydra.sweep.dir=runs/adapt/par", cwd=trained)
+    proc = snnta("adapt", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "method=tau,euler", "tgt_dt=8ms",
+                 "progress=false", "hydra.sweep.dir=runs/adapt/par", cwd=trained)
+    assert "snnta adapt: sweep done: 2 run(s), 0 failed -> runs/adapt/par\n" in proc.stdout  # the folder named
     rows = [json.loads(p.read_text()) for p in sorted((trained / "runs/adapt/par").glob("*/metrics.json"))]
     assert sorted(r["method"] for r in rows) == ["euler", "tau"] and all(r["status"] == "ok" for r in rows)
     snnta("report", "dir=runs", "out=rep", cwd=trained)
