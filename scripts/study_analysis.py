@@ -137,9 +137,10 @@ def mixed_table(train: pd.DataFrame, adapt: pd.DataFrame, source_train: pd.DataF
     return out
 
 
-def partial_runs(folder: Path) -> list[dict]:
+def partial_runs(folder: Path, dataset: str | None = None) -> list[dict]:
+    """Runs with a ``state.pt`` and no ``metrics.json`` (of ``dataset`` only, when given: its folder)."""
     rows = []
-    for state in sorted(folder.rglob("state.pt")):
+    for state in sorted((folder / dataset if dataset else folder).rglob("state.pt")):
         run = state.parent
         if (run / "metrics.json").exists() or not (run / "history.json").exists():
             continue
@@ -151,7 +152,7 @@ def partial_runs(folder: Path) -> list[dict]:
     return rows
 
 
-def training_table(train: pd.DataFrame, folder: Path) -> list[str]:
+def training_table(train: pd.DataFrame, folder: Path, dataset: str | None = None) -> list[str]:
     out = ["## 4. Training runs: cost and stopping", "",
            "Wall time of the training (`train_time_s`) on the device that ran it (`config.yaml: device`); the",
            "GPU runs shared one GPU with up to nine other trainings and the CPU runs shared the machine with",
@@ -165,7 +166,7 @@ def training_table(train: pd.DataFrame, folder: Path) -> list[str]:
                    f"{t['epochs_run'].mean():.0f} ({t['best_epoch'].mean():.0f}) | "
                    f"{t['train_time_s'].mean():.0f} ± {t['train_time_s'].std(ddof=1) if len(t) > 1 else 0:.0f} | "
                    f"{', '.join(devices)} |")
-    part = partial_runs(folder)
+    part = partial_runs(folder, dataset)
     if part:
         out += ["", "Unfinished runs (their `state.pt` resumes them: rerun the sweep):", "",
                 "| run | epochs done | best validation so far | time so far (s) | device |", "|---|---:|---:|---:|---|"]
@@ -198,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     lines += bar_table(source_train, from_sources)
     lines += method_table(from_sources)
     lines += mixed_table(train, adapt[~adapt.index.isin(from_sources.index)], source_train, from_sources)
-    lines += training_table(train, a.folder)
+    lines += training_table(train, a.folder, a.dataset)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text("\n".join(lines) + "\n")
     print(f"wrote {a.out}")

@@ -81,3 +81,20 @@ def test_burst_runs_jobs_into_the_sweep_folders_and_stops_at_the_deadline(tmp_pa
     assert (train / "lif_4ms_seed0" / "metrics.json").is_file() and (train / "lif_8ms_seed0" / "metrics.json").is_file()
     stopped = by_name[[n for n in by_name if n.startswith("02_")][0]]
     assert stopped["stopped"] and stopped["rc"] != 0
+
+
+def test_study_analysis_lists_only_the_chosen_datasets_unfinished_runs(tmp_path):
+    """scripts/study_analysis.py --dataset NAME: the unfinished-runs table holds that dataset's runs only."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("study_analysis", ROOT / "scripts" / "study_analysis.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    for dataset in ("aa", "bb"):
+        run = tmp_path / dataset / "train" / "lif_2ms_seed0"
+        run.mkdir(parents=True)
+        (run / "state.pt").write_bytes(b"x")
+        (run / "history.json").write_text(json.dumps([{"val_accuracy": 0.5, "epoch_time_s": 3.0}]))
+        (run / "config.yaml").write_text("device: cpu\n")
+    assert [r["run"] for r in mod.partial_runs(tmp_path, "aa")] == ["aa/train/lif_2ms_seed0"]
+    assert len(mod.partial_runs(tmp_path)) == 2
