@@ -90,7 +90,8 @@ def _sparse_t_matmul(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
 
 # ------------------------------------------------------------------------------ compiled CPU loops
 #
-# The same per-bin arithmetic as the torch loops below, in the same order, compiled by numba (on the CPU):
+# The same per-bin arithmetic as the torch loops below (the parameter-gradient sums aside, see below),
+# compiled by numba (on the CPU):
 # one call runs a population's whole forward time loop (the recurrent drive adds the rows of V^T of the
 # neurons that spiked); the backward runs its elementwise part compiled and its one dense product per bin,
 # dL/ds_k = g_k + (dL/dd_{k+1}) V, in torch's BLAS.  The kernels are generated per state size n and per
@@ -99,7 +100,7 @@ def _sparse_t_matmul(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
 # when their count and the control flow are fixed); the parameters arrive transposed, one contiguous row
 # per component (A^T [n, n, H], B^T, r^T), and the parameter-gradient accumulators are float64 rows [H]
 # summed over the batch inside the loop, so that a bin touches the state, not B x H accumulators per
-# component.  Cached on disk (SNNTA_KERNEL_CACHE, default ~/.cache/snnta/kernels); SNNTA_SCAN=torch turns
+# component.  For n >= 2 each loop over neurons writes one row (``_loop``; see ``_backward_source``).  Cached on disk (SNNTA_KERNEL_CACHE, default ~/.cache/snnta/kernels); SNNTA_SCAN=torch turns
 # them off.
 
 try:  # numba is a dependency; without it the torch loops run
