@@ -116,29 +116,34 @@ from snnta.core.kernel.scan import _nb_nonzero as nonzero
 '''
 
 
-def _loop(indent: int, stmt: str) -> list[str]:
-    """``for h in range(H): <stmt>`` at ``indent`` levels: one short loop per output row.  Each loop writes one
-    row and reads a few, so LLVM's runtime alias checks stay within its limit and every loop vectorizes (a
-    fused loop writing many rows of an n = 2 neuron does not)."""
-    pad = " " * (4 * indent)
-    return [f"{pad}for h in range(H):", f"{pad}    {stmt}"]
+def _I(k: int) -> str:
+    return " " * (4 * k)
+
+
+def _loops(indent: int, stmts: list[str], fused: bool = False) -> list[str]:
+    """``for h in range(H):`` around ``stmts`` (each may span lines): one loop for all (``fused``) or one per
+    statement.  A loop that writes one row and reads a few keeps LLVM's runtime alias checks within its limit
+    and vectorizes; a fused loop writing many rows of an n = 2 neuron does not."""
+    groups = [stmts] if fused else [[st] for st in stmts]
+    return [x for grp in groups for x in [f"{_I(indent)}for h in range(H):"]
+            + [f"{_I(indent + 1)}{part}" for st in grp for part in st.split("\n")]]
 
 
 def _forward_source(n: int, spiking: bool, recurrent: bool) -> str:
     """``forward(drive, At, Bt, Rt, theta, Vt, X, S, D)``: the whole forward time loop."""
-    I = lambda k: " " * (4 * k)  # noqa: E731, E741
+    I = _I  # noqa: E741
     L = ["@numba.njit(cache=CACHE, nogil=True, error_model='numpy')",
          "def forward(drive, At, Bt, Rt, theta, Vt, X, S, D):",
          f"{I(1)}T, B, H = drive.shape",
-         f"{I(1)}idx = np.empty(H, dtype=np.int64)",
-         f"{I(1)}XT = np.empty((max({n}, 1), H), dtype=drive.dtype)"]
+         f"{I(1)}idx = np.empty(H, dtype=np.int64)"]
     L += [f"{I(1)}a{i}{j} = At[{i}, {j}]" for i in range(n) for j in range(n)]
     L += [f"{I(1)}b{i} = Bt[{i}]" for i in range(n)]
     if spiking:
+        L += [f"{I(1)}XT = np.empty(({n}, H), dtype=drive.dtype)"]  # x~ = x_{k-1} + r s_{k-1}, per component
         L += [f"{I(1)}r{j} = Rt[{j}]" for j in range(n)] + [f"{I(1)}xt{j} = XT[{j}]" for j in range(n)]
     L += [f"{I(1)}for k in range(T):", f"{I(2)}for b in range(B):"]
     if recurrent:  # d_k = I_k + s_{k-1} V^T: the rows of V^T of the neurons that spiked
-        L += [f"{I(3)}d_row = D[k, b]", f"{I(3)}d_in = drive[k, b]"] + _loop(3, "d_row[h] = d_in[h]")
+        L += [f"{I(3)}d_row = D[k, b]", f"{I(3)}d_in = drive[k, b]"] + _loops(3, ["d_row[h] = d_in[h]"])
         L += [f"{I(3)}if k > 0:", f"{I(4)}s_prev = S[k - 1, b]", f"{I(4)}nnz = nonzero(s_prev, idx)",
               f"{I(4)}for q in range(nnz):", f"{I(5)}j = idx[q]", f"{I(5)}sj = s_prev[j]", f"{I(5)}vt = Vt[j]",
               f"{I(5)}for h in range(H):", f"{I(6)}d_row[h] += sj * vt[h]"]
@@ -150,16 +155,16 @@ def _forward_source(n: int, spiking: bool, recurrent: bool) -> str:
     if spiking:
         L += [f"{I(4)}s_prev = S[k - 1, b]"]
         for j in range(n):
-            L += _loop(4, f"xt{j}[h] = xp{j}[h] + s_prev[h] * r{j}[h]")
+            L += _loops(4, [f"xt{j}[h] = xp{j}[h] + s_prev[h] * r{j}[h]"])
     src = "xt" if spiking else "xp"
     for i in range(n):
-        L += _loop(4, f"xc{i}[h] = " + " + ".join(f"{src}{j}[h] * a{i}{j}[h]" for j in range(n))
-                   + f" + d_row[h] * b{i}[h]")
+        L += _loops(4, [f"xc{i}[h] = " + " + ".join(f"{src}{j}[h] * a{i}{j}[h]" for j in range(n))
+                        + f" + d_row[h] * b{i}[h]"])
     L += [f"{I(3)}else:"]
     for i in range(n):
-        L += _loop(4, f"xc{i}[h] = d_row[h] * b{i}[h]")
+        L += _loops(4, [f"xc{i}[h] = d_row[h] * b{i}[h]"])
     if spiking:
-        L += [f"{I(3)}s_out = S[k, b]"] + _loop(3, "s_out[h] = 1.0 if xc0[h] >= theta[h] else 0.0")
+        L += [f"{I(3)}s_out = S[k, b]"] + _loops(3, ["s_out[h] = 1.0 if xc0[h] >= theta[h] else 0.0"])
     return "\n".join(L) + "\n"
 
 
@@ -168,8 +173,8 @@ def _backward_source(n: int, spiking: bool, need_theta: bool) -> str:
     bins ``k_hi`` down to ``k_lo + 1``; ``rec`` = (dL/dd_{k_hi+1}) V (zeros where there is none).
 
     ``n = 1`` runs one fused loop per row (few rows written: it vectorizes and keeps the temporaries in
-    registers); ``n >= 2`` one loop per written row with the temporaries in float64 scratch rows (``_loop``)."""
-    I = lambda k: " " * (4 * k)  # noqa: E731, E741
+    registers); ``n >= 2`` one loop per written row with the temporaries in float64 scratch rows (``_loops``)."""
+    I = _I  # noqa: E741
     fused = n == 1
     t = (lambda name: name) if fused else (lambda name: f"{name}[h]")  # a temporary: local or scratch row
     L = ["@numba.njit(cache=CACHE, nogil=True, error_model='numpy')",
@@ -203,10 +208,8 @@ def _backward_source(n: int, spiking: bool, need_theta: bool) -> str:
     post = [f"G{i}[h] = {t(f'g{i}')}" for i in range(n)]
     bind_prev = [f"xp{j} = X[{j}, k - 1, b]" for j in range(n)] + (["sp = S[k - 1, b]"] if spiking else [])
 
-    def loops(indent: int, stmts: list[str]) -> list[str]:  # one loop for all (fused) or one per statement
-        groups = [stmts] if fused else [[st] for st in stmts]
-        return [x for grp in groups for x in [f"{I(indent)}for h in range(H):"]
-                + [f"{I(indent + 1)}{part}" for st in grp for part in st.split("\n")]]
+    def loops(indent: int, stmts: list[str]) -> list[str]:
+        return _loops(indent, stmts, fused)
 
     if fused:
         L += [f"{I(3)}if k > 0:"] + [f"{I(4)}{x}" for x in bind_prev] + loops(4, pre + prev + post)
@@ -217,9 +220,10 @@ def _backward_source(n: int, spiking: bool, need_theta: bool) -> str:
 
 
 def _kernel_source(n: int, spiking: bool, recurrent: bool, need_theta: bool, cache: bool) -> str:
-    """Source of the compiled forward and backward loops of one variant (see the section's comment)."""
-    src = "\n".join([_KERNEL_HEADER, _forward_source(n, spiking, recurrent and spiking), "",
-                     _backward_source(n, spiking, need_theta and spiking)])
+    """Source of the compiled forward and backward loops of one variant (a key of ``_kernels``: ``recurrent``
+    and ``need_theta`` only with ``spiking``)."""
+    src = "\n".join([_KERNEL_HEADER, _forward_source(n, spiking, recurrent), "",
+                     _backward_source(n, spiking, need_theta)])
     return src.replace("CACHE", "True" if cache else "False")
 
 
@@ -481,9 +485,7 @@ class _PopulationScan(torch.autograd.Function):
         d_rec = d_reset = d_theta = None
         if recurrent and ctx.needs_input_grad[1]:  # dV = sum_k (dL/dd_k)^T s_{k-1}
             if compiled and T > 1 and _sampled_density(S) <= SPARSE_MAX_DENSITY:
-                d_vt = grad_out.new_zeros(H, H)
-                _nb_project(_np(S[:-1]), _np(GD[1:]), _np(d_vt[None]), True)
-                d_rec = d_vt.t()
+                d_rec = _compiled_t_matmul(S[:-1], GD[1:]).t()
             else:
                 d_rec = _sparse_t_matmul(S[:-1].reshape(-1, H), GD[1:].reshape(-1, H)).t()
         if spiking and ctx.needs_input_grad[4]:
@@ -530,6 +532,14 @@ class _SparseLinear(torch.autograd.Function):
         return dx, dw, None
 
 
+def _compiled_t_matmul(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """``x^T g`` summed over the leading axes, ``[C, M]``, for a mostly-zero CPU ``x [T, B, C]`` and ``g [T, B, M]``:
+    a row of ``g`` added per nonzero of ``x`` (compiled)."""
+    out = g.new_zeros(x.shape[-1], g.shape[-1])
+    _nb_project(_np(x), _np(g.contiguous()), _np(out[None]), True)
+    return out
+
+
 class _CompiledSparseLinear(torch.autograd.Function):
     """``y = x W^T`` for a mostly-zero ``x [T, B, C]`` (any strides) on the CPU, compiled: the forward and
     ``dW = x^T g`` add a row of ``W^T`` (of ``g``) per nonzero of ``x``; ``dx = g W`` is dense."""
@@ -547,9 +557,7 @@ class _CompiledSparseLinear(torch.autograd.Function):
         dx = grad @ weight if ctx.needs_input_grad[0] else None
         dw = None
         if ctx.needs_input_grad[1]:
-            dwt = grad.new_zeros(weight.shape[1], weight.shape[0])
-            _nb_project(_np(x), _np(grad.contiguous()), _np(dwt[None]), True)
-            dw = dwt.t()
+            dw = _compiled_t_matmul(x, grad).t()
         return dx, dw
 
 
