@@ -4,13 +4,17 @@
 #      filled with `pip download --no-deps`, see below) into a private folder (.bench_site/), never into
 #      the machine's Python: its torch and Triton stay as they are;
 #   2. the Triton kernel's tests and the CUDA scan tests on the GPU;
-#   3. scripts/bench.py --device cuda for snnta, the clean loop, snnTorch and SpikingJelly at batch 64
-#      and 256, T = 250 and 1000, all at ~30 Hz per hidden layer;
-#   4. results/bench/cuda.md (both batches, the test summary, the versions) in the output folder.
-# Every stage has a time limit (8 minutes in all, at most) and writes its own log; a failing stage or peer
+#   3. scripts/bench_triton_configs.py: the kernel's launch configurations (tf32 tensor cores or plain fp32
+#      FMAs, chunk sizes, warps) timed on one population; the fastest is exported (SNNTA_TRITON_*) for the
+#      rest, and one training step is profiled under it;
+#   4. scripts/bench.py --device cuda for snnta and the peers ($PEERS, default: the clean loop, snnTorch and
+#      SpikingJelly) at batch 64 and 256, T = 250 and 1000, all at ~30 Hz per hidden layer;
+#   5. results/bench/cuda.md (the stages, the test summary, both batches) in the output folder.
+# Every stage has a time limit (9 minutes in all, at most) and writes its own log; a failing stage or peer
 # is reported in cuda.md, not fatal.  Usage (from the repository root):
 #
 #   bash scripts/bench_gpu.sh [OUT_DIR]        # OUT_DIR: $1, else $OUT, else results/bench
+#   PEERS=clean bash scripts/bench_gpu.sh      # only the clean loop beside snnta (shorter)
 #
 # Refill the wheels (on a machine with network, same Python minor version for pyyaml):
 #   pip download --no-deps -d .wheels hydra-core omegaconf snntorch==1.0.0 spikingjelly==2.0.0 loguru tqdm \
@@ -78,13 +82,27 @@ export PYTHONPATH="$ROOT:$SITE${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONDONTWRITEBYTECODE=1
 
 # --- 2. the kernel tests on the GPU (and the CUDA-vs-CPU scan test)
-stage tests 120 "$PY" -m pytest -q -p no:cacheprovider tests/core/test_triton_scan.py \
+stage tests 100 "$PY" -m pytest -q -p no:cacheprovider tests/core/test_triton_scan.py \
     "tests/core/test_scan.py::test_cuda_training_step_matches_cpu" -rs
 
-# --- 3. the benchmark: batch 64 then 256, each configuration in its own process, ~30 Hz per hidden layer
-BENCH=(scripts/bench.py --device cuda --T 250 1000 --neurons lif adlif --peers clean snntorch spikingjelly
-       --rates 30 --reps 2 --warmup 1 --timeout 60 --tune-tol 0.08)
-stage bench_b64 170 "$PY" "${BENCH[@]}" --batch 64 --out "$OUT_DIR/cuda_b64.md"
+# --- 3. the kernel's launch configurations; the fastest one is used from here on
+stage configs 130 "$PY" scripts/bench_triton_configs.py --budget 85 --partial "$OUT_DIR/triton_configs_partial.md" \
+    --out "$OUT_DIR/triton_configs.md"
+BEST=$(grep -h '^BEST_ENV: ' "$LOGS/configs.log" | tail -n 1 | cut -d' ' -f2- || true)
+if [ -n "$BEST" ]; then
+  for kv in $BEST; do export "$kv"; done
+  echo "configs: using $BEST" | tee -a "$STATUS"
+else
+  echo "configs: no fastest configuration found; the kernel's defaults" | tee -a "$STATUS"
+fi
+stage precision 35 "$PY" scripts/grad_precision.py --device cuda --hidden 128
+stage profile 35 "$PY" scripts/bench_triton_configs.py --no-sweep --profile --out "$OUT_DIR/profile.md"
+
+# --- 4. the benchmark: batch 64 then 256, each configuration in its own process, ~30 Hz per hidden layer
+read -r -a PEER_LIST <<< "${PEERS:-clean snntorch spikingjelly}"
+BENCH=(scripts/bench.py --device cuda --T 250 1000 --neurons lif adlif --peers "${PEER_LIST[@]}"
+       --rates 30 --reps 3 --warmup 1 --timeout 60 --tune-tol 0.08)
+stage bench_b64 150 "$PY" "${BENCH[@]}" --batch 64 --out "$OUT_DIR/cuda_b64.md"
 stage bench_b256 100 "$PY" "${BENCH[@]}" --batch 256 --out "$OUT_DIR/cuda_b256.md"
 
 # --- 4. one table file
@@ -92,14 +110,28 @@ stage bench_b256 100 "$PY" "${BENCH[@]}" --batch 256 --out "$OUT_DIR/cuda_b256.m
 import pathlib, sys, time
 out, status, start = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2]), int(sys.argv[3])
 parts = ["# snnta benchmark (cuda)", "",
-         "Written by `scripts/bench_gpu.sh`: kernel tests on the GPU, then `scripts/bench.py --device cuda` at batch "
-         "64 and 256 (each section below is that run's own table; GPU memory = `torch.cuda.max_memory_allocated`).", "",
+         "Written by `scripts/bench_gpu.sh`: kernel tests on the GPU, the kernel's launch configurations "
+         "(`scripts/bench_triton_configs.py`; the fastest one ran the benchmark), then `scripts/bench.py --device cuda` "
+         "at batch 64 and 256 (each section below is that run's own table; GPU memory = "
+         "`torch.cuda.max_memory_allocated`).", "",
          "## Stages", "", *[f"- {line}" for line in status.read_text().splitlines()],
          f"- total {time.time() - start:.0f} s", ""]
 tests = out / "cuda_logs" / "tests.log"
 if tests.exists():
     summary = [l for l in tests.read_text().splitlines() if " passed" in l or " failed" in l or "error" in l.lower()]
     parts += ["Kernel tests: " + (summary[-1].strip("= ") if summary else "no summary (see cuda_logs/tests.log)"), ""]
+prec = out / "cuda_logs" / "precision.log"
+if prec.exists():
+    lines = [l for l in prec.read_text().splitlines() if "relative error" in l]
+    parts += ["Float32 gradients in the kernel against a float64 CPU run (`python scripts/grad_precision.py "
+              "--device cuda --hidden 128`, T = 1000, batch 32):", "", *[f"- {l}" for l in lines], ""]
+for name, title in (("triton_configs.md", "Launch configurations"), ("profile.md", "Profile of one training step")):
+    f = out / name
+    if not f.exists() and name == "triton_configs.md" and (out / "triton_configs_partial.md").exists():
+        f = out / "triton_configs_partial.md"
+    if f.exists():
+        body = f.read_text().splitlines()
+        parts += [f"## {title}", "", *[("#" + l if l.startswith("#") else l) for l in body[1:]], ""]
 for b in (64, 256):
     f = out / f"cuda_b{b}.md"
     if f.exists():

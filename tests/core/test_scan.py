@@ -231,4 +231,5 @@ def test_grad_precision_script_float32_close_to_float64(capsys):
     lines = capsys.readouterr().out.splitlines()
     lif = next(line for line in lines if line.startswith("LIF"))
     errs = [float(part.split()[-1]) for part in lif.split("gradients, ")[1].split(", ")]
-    assert len(errs) == 4 and all(0 <= e < 1e-3 for e in errs), lif
+    assert len(errs) == 5 and all(0 <= e < 1e-3 for e in errs), lif
+    assert "spikes differing 0.0e+00" in lif, lif

@@ -157,3 +157,68 @@ def test_cuda_model_runs_the_kernel(neuron, monkeypatch):
     assert torch.allclose(results[0][0], results[1][0], rtol=1e-4, atol=1e-5)
     for name in results[0][1]:
         assert rel_err(results[1][1][name], results[0][1][name]) < 1e-4, name
+
+
+@pytest.mark.parametrize("env", [
+    {"SNNTA_TRITON_PREC": "ieee"},
+    {"SNNTA_TRITON_PREC": "tc", "SNNTA_TRITON_BLOCK_H": "32", "SNNTA_TRITON_BLOCK_K": "16", "SNNTA_TRITON_BLOCK_B": "32"},
+    {"SNNTA_TRITON_PREC": "tc", "SNNTA_TRITON_BLOCK_H": "16", "SNNTA_TRITON_BLOCK_K": "32", "SNNTA_TRITON_WARPS": "8"},
+])
+@pytest.mark.parametrize("kind,n", [("lif", 1), ("adlif", 2)])
+def test_launch_configurations_match_reference(kind, n, env, monkeypatch):
+    """Every launch configuration the GPU benchmark sweeps (precision, chunk sizes; H = 40 is no multiple of
+    them, so the masks are exercised) gives the reference loop's spikes and float32 gradients."""
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    o_f, o_r, g_f, g_r, _ = _compare(kind, n, torch.float32, H=40, batch=19, T=10)
+    assert torch.equal(o_f, o_r) and 0 < o_f.mean() < 0.9
+    for name, a, b in zip(("drive", "w_rec", "A_bar", "B_bar", "reset", "theta"), g_f, g_r):
+        assert rel_err(a, b) < TOL[torch.float32], (name, rel_err(a, b))
+
+
+def _tf32(x):
+    """What a tf32 tensor core reads of a float32 operand: the 10-bit mantissa (low 13 bits truncated)."""
+    return triton_scan.split_tf32(x)[0]
+
+
+def test_split_tf32_is_exact_and_small():
+    w = torch.randn(300, 70) * torch.logspace(-6, 6, 70)
+    hi, lo = triton_scan.split_tf32(w)
+    assert torch.equal(hi + lo, w)  # exact: lo = w - hi has no rounding
+    assert torch.equal(_tf32(hi), hi)  # hi passes through the tensor core unchanged
+    assert (lo.abs() <= w.abs() * 2.0 ** -10).all()
+    assert (hi.view(torch.int32) & 8191).eq(0).all()
+
+
+def test_split_products_reach_float32_accuracy_on_tf32_hardware():
+    """The kernel's products under an emulation of the tf32 tensor core (each operand truncated to tf32,
+    products summed exactly): spikes times the split weights (two products) and a real gradient times the
+    split weights (three products) are within 1e-5 of the exact float64 product, where one plain tf32
+    product is off by about 1e-3."""
+    g = torch.Generator().manual_seed(0)
+    V = torch.randn(256, 256, generator=g) * 0.1
+    s = (torch.rand(16, 256, generator=g) < 0.1).float()
+    gd = torch.randn(16, 256, generator=g)
+    hi, lo = triton_scan.split_tf32(V)
+    d = torch.float64
+    exact_s = s.to(d) @ V.to(d)
+    split_s = _tf32(s).to(d) @ _tf32(hi).to(d) + _tf32(s).to(d) @ _tf32(lo).to(d)
+    plain_s = _tf32(s).to(d) @ _tf32(V).to(d)
+    exact_g = gd.to(d) @ V.to(d)
+    g_hi, g_lo = triton_scan.split_tf32(gd)
+    split_g = sum(_tf32(a).to(d) @ _tf32(b).to(d) for a, b in ((g_hi, hi), (g_lo, hi), (g_hi, lo)))
+    plain_g = _tf32(gd).to(d) @ _tf32(V).to(d)
+    err = lambda a, b: ((a - b).norm() / b.norm()).item()  # noqa: E731
+    assert err(split_s, exact_s) < 1e-5 < 1e-4 < err(plain_s, exact_s)
+    assert err(split_g, exact_g) < 1e-5 < 1e-4 < err(plain_g, exact_g)
+
+
+def test_bad_launch_configuration_is_one_clear_error(monkeypatch):
+    monkeypatch.setenv("SNNTA_TRITON_BLOCK_K", "24")
+    with pytest.raises(ValueError, match="SNNTA_TRITON_BLOCK_K=24: expected a power of two"):
+        triton_scan.config(64, torch.float32)
+    monkeypatch.setenv("SNNTA_TRITON_BLOCK_K", "32")
+    monkeypatch.setenv("SNNTA_TRITON_PREC", "bf16")
+    with pytest.raises(ValueError, match="SNNTA_TRITON_PREC='bf16'"):
+        triton_scan.config(64, torch.float32)
+    assert triton_scan.config(64, torch.float64)["prec"] == "ieee"  # float64 never runs in tf32

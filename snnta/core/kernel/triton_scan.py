@@ -22,8 +22,11 @@ and then, vectorized over all bins in torch: ``dA_bar = sum G_k x~_k^T``, ``dB_b
 
 One program handles a block of ``BLOCK_B`` samples and all neurons, in chunks of ``BLOCK_H``; the
 state of bin ``k - 1`` is read back from the saved per-bin buffers (L1/L2), with a block barrier between
-bins, so nothing of size ``H x H`` has to stay in shared memory.  Recurrent products use ``tl.dot`` with
-``input_precision="ieee"`` (exact fp32, no TF32); the spike operand is binary (or small counts).
+bins, so nothing of size ``H x H`` has to stay in shared memory.  Recurrent products use ``tl.dot``: in
+float32 by default on tensor cores in tf32 with the weights split into two tf32 parts (:func:`split_tf32`;
+the spike operand is binary or small counts, exact in tf32, so two products give the weights to ~2^-20;
+the backward's real-valued ``dL/dd`` is split too, three products), or as plain fp32 FMAs
+(``SNNTA_TRITON_PREC=ieee``; float64 always).  :func:`config` holds the launch configuration.
 
 The kernels are built on first use (``triton.jit`` reads ``TRITON_INTERPRET`` then), so the CPU
 interpreter (``TRITON_INTERPRET=1``) runs them on CPU tensors in the tests.
@@ -59,15 +62,17 @@ def _build():
     """Define the kernels now: ``triton.jit`` reads ``TRITON_INTERPRET`` when it wraps them (the interpreter
     patches ``tl`` in the module's globals, hence the module-level import)."""
     @triton.jit
-    def forward_kernel(drive_ptr, a_ptr, b_ptr, r_ptr, th_ptr, vt_ptr, x_ptr, s_ptr, d_ptr, m_ptr, ref_ptr,
+    def forward_kernel(drive_ptr, a_ptr, b_ptr, r_ptr, th_ptr, vt_ptr, vtl_ptr, x_ptr, s_ptr, d_ptr, m_ptr, ref_ptr,
                        T, B, H,
-                       N: tl.constexpr, NCH: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
+                       N: tl.constexpr, NCH: tl.constexpr, NCK: tl.constexpr, BLOCK_B: tl.constexpr,
+                       BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, PREC: tl.constexpr,
                        RECURRENT: tl.constexpr, SPIKING: tl.constexpr, MAX_SPIKES: tl.constexpr,
                        REFRACTORY: tl.constexpr, DTYPE: tl.constexpr):
         pid = tl.program_id(0)
         offs_b = pid * BLOCK_B + tl.arange(0, BLOCK_B)
         mask_b = offs_b < B
         ar = tl.arange(0, BLOCK_H)
+        ak = tl.arange(0, BLOCK_K)
         BH = B * H
         for k in range(T):
             for jc in range(NCH):
@@ -83,14 +88,19 @@ def _build():
                         s_prev = tl.load(s_ptr + cur - BH, mask=m2, other=0.0)
                     if RECURRENT:
                         acc = tl.full([BLOCK_B, BLOCK_H], 0.0, DTYPE)
-                        for ic in range(NCH):
-                            offs_i = ic * BLOCK_H + ar
+                        for ic in range(NCK):
+                            offs_i = ic * BLOCK_K + ak
                             mask_i = offs_i < H
                             s_i = tl.load(s_ptr + (k - 1) * BH + offs_b[:, None] * H + offs_i[None, :],
                                           mask=mask_b[:, None] & mask_i[None, :], other=0.0)
-                            vt = tl.load(vt_ptr + offs_i[:, None] * H + offs_h[None, :],
-                                         mask=mask_i[:, None] & mask_h[None, :], other=0.0)
-                            acc += tl.dot(s_i, vt, input_precision="ieee", out_dtype=DTYPE)
+                            m_v = mask_i[:, None] & mask_h[None, :]
+                            vt = tl.load(vt_ptr + offs_i[:, None] * H + offs_h[None, :], mask=m_v, other=0.0)
+                            if PREC == 1:  # tensor cores: s is exact in tf32, V^T = hi + lo (see _split_tf32)
+                                vtl = tl.load(vtl_ptr + offs_i[:, None] * H + offs_h[None, :], mask=m_v, other=0.0)
+                                acc += tl.dot(s_i, vt, input_precision="tf32", out_dtype=DTYPE)
+                                acc += tl.dot(s_i, vtl, input_precision="tf32", out_dtype=DTYPE)
+                            else:
+                                acc += tl.dot(s_i, vt, input_precision="ieee", out_dtype=DTYPE)
                         d = d + acc
                 if RECURRENT:
                     tl.store(d_ptr + cur, d, mask=m2)
@@ -124,15 +134,17 @@ def _build():
             tl.debug_barrier()  # bin k's buffers are complete before bin k + 1 reads them
 
     @triton.jit
-    def backward_kernel(go_ptr, a_ptr, b_ptr, th_ptr, v_ptr, x_ptr, m_ptr, g_ptr, gd_ptr, gu_ptr,
+    def backward_kernel(go_ptr, a_ptr, b_ptr, th_ptr, v_ptr, vl_ptr, x_ptr, m_ptr, g_ptr, gd_ptr, gu_ptr,
                         T, B, H, slope,
-                        N: tl.constexpr, NCH: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
+                        N: tl.constexpr, NCH: tl.constexpr, NCK: tl.constexpr, BLOCK_B: tl.constexpr,
+                        BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, PREC: tl.constexpr,
                         RECURRENT: tl.constexpr, SPIKING: tl.constexpr, REFRACTORY: tl.constexpr,
                         DTYPE: tl.constexpr):
         pid = tl.program_id(0)
         offs_b = pid * BLOCK_B + tl.arange(0, BLOCK_B)
         mask_b = offs_b < B
         ar = tl.arange(0, BLOCK_H)
+        ak = tl.arange(0, BLOCK_K)
         BH = B * H
         for kk in range(T):
             k = T - 1 - kk
@@ -146,14 +158,22 @@ def _build():
                     if RECURRENT:
                         if k < T - 1:  # dL/ds_k += (dL/dd_{k+1}) V
                             acc = tl.full([BLOCK_B, BLOCK_H], 0.0, DTYPE)
-                            for oc in range(NCH):
-                                offs_o = oc * BLOCK_H + ar
+                            for oc in range(NCK):
+                                offs_o = oc * BLOCK_K + ak
                                 mask_o = offs_o < H
                                 gd_o = tl.load(gd_ptr + (k + 1) * BH + offs_b[:, None] * H + offs_o[None, :],
                                                mask=mask_b[:, None] & mask_o[None, :], other=0.0)
-                                v = tl.load(v_ptr + offs_o[:, None] * H + offs_h[None, :],
-                                            mask=mask_o[:, None] & mask_h[None, :], other=0.0)
-                                acc += tl.dot(gd_o, v, input_precision="ieee", out_dtype=DTYPE)
+                                m_v = mask_o[:, None] & mask_h[None, :]
+                                v = tl.load(v_ptr + offs_o[:, None] * H + offs_h[None, :], mask=m_v, other=0.0)
+                                if PREC == 1:  # three tf32 products: hi.hi + lo.hi + hi.lo (lo.lo ~ 2^-20 dropped)
+                                    vl = tl.load(vl_ptr + offs_o[:, None] * H + offs_h[None, :], mask=m_v, other=0.0)
+                                    gd_hi = (gd_o.to(tl.int32, bitcast=True) & -8192).to(tl.float32, bitcast=True)
+                                    gd_lo = gd_o - gd_hi
+                                    acc += tl.dot(gd_hi, v, input_precision="tf32", out_dtype=DTYPE)
+                                    acc += tl.dot(gd_lo, v, input_precision="tf32", out_dtype=DTYPE)
+                                    acc += tl.dot(gd_hi, vl, input_precision="tf32", out_dtype=DTYPE)
+                                else:
+                                    acc += tl.dot(gd_o, v, input_precision="ieee", out_dtype=DTYPE)
                             g = g + acc
                     th = tl.load(th_ptr + offs_h, mask=mask_h, other=1.0)[None, :]
                     u = tl.load(x_ptr + cur, mask=m2, other=0.0)
@@ -187,10 +207,52 @@ def _kernels():
     return _KERNELS[key]
 
 
-def _meta(H: int, dtype: torch.dtype):
-    block_h = max(16, min(MAX_BLOCK_H, triton.next_power_of_2(H)))
-    tl_dtype = {torch.float32: tl.float32, torch.float64: tl.float64}[dtype]
-    return block_h, triton.cdiv(H, block_h), tl_dtype
+_ENV = {"prec": "SNNTA_TRITON_PREC", "block_b": "SNNTA_TRITON_BLOCK_B", "block_h": "SNNTA_TRITON_BLOCK_H",
+        "block_k": "SNNTA_TRITON_BLOCK_K", "num_warps": "SNNTA_TRITON_WARPS", "num_stages": "SNNTA_TRITON_STAGES"}
+
+
+def config(H: int, dtype: torch.dtype) -> dict:
+    """Launch configuration for ``H`` neurons: the defaults, each overridable by an environment variable
+    (``SNNTA_TRITON_PREC`` = ``tc`` | ``ieee``, ``..._BLOCK_B``, ``..._BLOCK_H``, ``..._BLOCK_K``, ``..._WARPS``,
+    ``..._STAGES``; the GPU benchmark sweeps them).
+
+    ``prec="tc"`` runs the recurrent products on tensor cores in tf32 with the weights split into two tf32
+    parts (:func:`split_tf32`), exact to about 2^-20 relative per product (float32 only; float64 is always
+    ``ieee``, plain fp64 FMAs).  ``block_h`` is the chunk of neurons one step of the loop updates,
+    ``block_k`` the chunk of the recurrent product's contraction."""
+    def env(key, default, cast=int):
+        v = os.environ.get(_ENV[key], "").strip()
+        if not v:
+            return default
+        try:
+            return cast(v)
+        except ValueError:
+            raise ValueError(f"{_ENV[key]}={v!r} is not a valid {key}") from None
+
+    prec = env("prec", "tc", str).lower() if dtype == torch.float32 else "ieee"
+    if prec not in ("tc", "ieee"):
+        raise ValueError(f"{_ENV['prec']}={prec!r}: expected 'tc' (tensor cores, split tf32) or 'ieee'")
+    block_h = env("block_h", max(16, min(MAX_BLOCK_H, triton.next_power_of_2(H))))
+    block_k = env("block_k", block_h)
+    block_b = env("block_b", BLOCK_B)
+    for key, v in (("block_b", block_b), ("block_h", block_h), ("block_k", block_k)):
+        if v < 16 or v & (v - 1):
+            raise ValueError(f"{_ENV[key]}={v}: expected a power of two >= 16 (tl.dot's smallest tile)")
+    launch = {"num_warps": env("num_warps", 4)}
+    stages = env("num_stages", 0)
+    if stages:
+        launch["num_stages"] = stages
+    return {"prec": prec, "block_b": block_b, "block_h": block_h, "nch": triton.cdiv(H, block_h),
+            "block_k": block_k, "nck": triton.cdiv(H, block_k), "launch": launch,
+            "tl_dtype": {torch.float32: tl.float32, torch.float64: tl.float64}[dtype]}
+
+
+def split_tf32(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``w = hi + lo`` with ``hi`` = ``w`` with its 13 low mantissa bits cleared (exact in tf32) and ``lo = w - hi``
+    (exact in float32, ``|lo| < 2^-10 |w|``).  A tf32 tensor-core product of an operand that is exact in tf32
+    (spike counts) with ``hi`` and ``lo`` then loses only ``lo``'s own rounding: about ``2^-20 |w|``."""
+    hi = (w.contiguous().view(torch.int32) & -8192).view(torch.float32)
+    return hi, w - hi
 
 
 class _TritonScan(torch.autograd.Function):
@@ -212,12 +274,15 @@ class _TritonScan(torch.autograd.Function):
         refr = spiking and refractory > 0
         M = drive.new_empty(T, batch, H) if refr else drive.new_zeros(1)
         REF = drive.new_zeros(batch, H) if refr else drive.new_zeros(1)
-        block_h, nch, tl_dtype = _meta(H, dtype)
-        grid = (triton.cdiv(batch, BLOCK_B),)
+        cfg = config(H, dtype)
+        tc = cfg["prec"] == "tc" and recurrent
+        Vt_hi, Vt_lo = split_tf32(Vt) if tc else (Vt, Vt)
         fwd, _ = _kernels()
-        fwd[grid](drive, A, Bb, R, theta, Vt, X, S, D, M, REF, T, batch, H,
-                  N=n, NCH=nch, BLOCK_B=BLOCK_B, BLOCK_H=block_h, RECURRENT=recurrent, SPIKING=spiking,
-                  MAX_SPIKES=int(max_spikes), REFRACTORY=int(refractory), DTYPE=tl_dtype)
+        fwd[(triton.cdiv(batch, cfg["block_b"]),)](
+            drive, A, Bb, R, theta, Vt_hi, Vt_lo, X, S, D, M, REF, T, batch, H,
+            N=n, NCH=cfg["nch"], NCK=cfg["nck"], BLOCK_B=cfg["block_b"], BLOCK_H=cfg["block_h"],
+            BLOCK_K=cfg["block_k"], PREC=1 if tc else 0, RECURRENT=recurrent, SPIKING=spiking,
+            MAX_SPIKES=int(max_spikes), REFRACTORY=int(refractory), DTYPE=cfg["tl_dtype"], **cfg["launch"])
         ctx.save_for_backward(A, Bb, R, theta, w_rec if recurrent else None, X, S if spiking else None, D,
                               M if refr else None)
         ctx.meta = (n, float(slope), spiking, recurrent, refr, A_bar.dtype, B_bar.dtype, reset.dtype,
@@ -235,12 +300,15 @@ class _TritonScan(torch.autograd.Function):
         G = go.new_empty(n, T, batch, H)
         GD = go.new_empty(T, batch, H)
         GU = go.new_empty(T, batch, H) if spiking else go.new_zeros(1)
-        block_h, nch, tl_dtype = _meta(H, dtype)
+        cfg = config(H, dtype)
+        tc = cfg["prec"] == "tc" and recurrent
+        V_hi, V_lo = split_tf32(V) if tc else (V, V)
         _, bwd = _kernels()
-        bwd[(triton.cdiv(batch, BLOCK_B),)](go, A, Bb, theta, V, X, M if refr else go.new_zeros(1), G, GD, GU,
-                                           T, batch, H, slope, N=n, NCH=nch, BLOCK_B=BLOCK_B, BLOCK_H=block_h,
-                                           RECURRENT=recurrent, SPIKING=spiking, REFRACTORY=1 if refr else 0,
-                                           DTYPE=tl_dtype)
+        bwd[(triton.cdiv(batch, cfg["block_b"]),)](
+            go, A, Bb, theta, V_hi, V_lo, X, M if refr else go.new_zeros(1), G, GD, GU, T, batch, H, slope,
+            N=n, NCH=cfg["nch"], NCK=cfg["nck"], BLOCK_B=cfg["block_b"], BLOCK_H=cfg["block_h"],
+            BLOCK_K=cfg["block_k"], PREC=1 if tc else 0, RECURRENT=recurrent, SPIKING=spiking,
+            REFRACTORY=1 if refr else 0, DTYPE=cfg["tl_dtype"], **cfg["launch"])
         # x~_k = x_{k-1} + reset s_{k-1} (x~_0 = 0): every parameter gradient is a sum over bins and samples
         Gs = G[:, 1:].reshape(n, -1, H)  # G_k for k >= 1
         Xp = X[:, :-1].reshape(n, -1, H)  # x_{k-1}
