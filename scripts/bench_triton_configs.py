@@ -32,13 +32,14 @@ sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 # (name, environment): the first is the reference for the spike / gradient comparison
 CONFIGS = [  # in order of priority: a --budget cut keeps the first ones
     ("ieee h64 k64 w4", {"SNNTA_TRITON_PREC": "ieee", "SNNTA_TRITON_BLOCK_H": "64", "SNNTA_TRITON_BLOCK_K": "64", "SNNTA_TRITON_WARPS": "4"}),
-    ("tc h64 k64 w4", {"SNNTA_TRITON_PREC": "tc", "SNNTA_TRITON_BLOCK_H": "64", "SNNTA_TRITON_BLOCK_K": "64", "SNNTA_TRITON_WARPS": "4"}),
-    ("tc h128 k32 w4", {"SNNTA_TRITON_PREC": "tc", "SNNTA_TRITON_BLOCK_H": "128", "SNNTA_TRITON_BLOCK_K": "32", "SNNTA_TRITON_WARPS": "4"}),
     ("tc h256 k32 w8", {"SNNTA_TRITON_PREC": "tc", "SNNTA_TRITON_BLOCK_H": "256", "SNNTA_TRITON_BLOCK_K": "32", "SNNTA_TRITON_WARPS": "8"}),
-    ("tc h64 k32 w4", {"SNNTA_TRITON_PREC": "tc", "SNNTA_TRITON_BLOCK_H": "64", "SNNTA_TRITON_BLOCK_K": "32", "SNNTA_TRITON_WARPS": "4"}),
-    ("tc h128 k64 w8", {"SNNTA_TRITON_PREC": "tc", "SNNTA_TRITON_BLOCK_H": "128", "SNNTA_TRITON_BLOCK_K": "64", "SNNTA_TRITON_WARPS": "8"}),
-    ("tc h64 k64 w8", {"SNNTA_TRITON_PREC": "tc", "SNNTA_TRITON_BLOCK_H": "64", "SNNTA_TRITON_BLOCK_K": "64", "SNNTA_TRITON_WARPS": "8"}),
+    ("split tc h32 w4", {"SNNTA_TRITON_PREC": "tc", "SNNTA_TRITON_SPLIT": "1", "SNNTA_TRITON_BLOCK_H": "32", "SNNTA_TRITON_WARPS": "4"}),
+    ("split tc h32 w8", {"SNNTA_TRITON_PREC": "tc", "SNNTA_TRITON_SPLIT": "1", "SNNTA_TRITON_BLOCK_H": "32", "SNNTA_TRITON_WARPS": "8"}),
+    ("split tc h64 w8", {"SNNTA_TRITON_PREC": "tc", "SNNTA_TRITON_SPLIT": "1", "SNNTA_TRITON_BLOCK_H": "64", "SNNTA_TRITON_WARPS": "8"}),
+    ("split tc h64 w4", {"SNNTA_TRITON_PREC": "tc", "SNNTA_TRITON_SPLIT": "1", "SNNTA_TRITON_BLOCK_H": "64", "SNNTA_TRITON_WARPS": "4"}),
+    ("split ieee h32 w4", {"SNNTA_TRITON_PREC": "ieee", "SNNTA_TRITON_SPLIT": "1", "SNNTA_TRITON_BLOCK_H": "32", "SNNTA_TRITON_WARPS": "4"}),
     ("tc h256 k16 w4", {"SNNTA_TRITON_PREC": "tc", "SNNTA_TRITON_BLOCK_H": "256", "SNNTA_TRITON_BLOCK_K": "16", "SNNTA_TRITON_WARPS": "4"}),
+    ("tc h128 k32 w4", {"SNNTA_TRITON_PREC": "tc", "SNNTA_TRITON_BLOCK_H": "128", "SNNTA_TRITON_BLOCK_K": "32", "SNNTA_TRITON_WARPS": "4"}),
 ]
 KEYS = sorted({k for _, env in CONFIGS for k in env})
 

@@ -163,6 +163,8 @@ def test_cuda_model_runs_the_kernel(neuron, monkeypatch):
     {"SNNTA_TRITON_PREC": "ieee"},
     {"SNNTA_TRITON_PREC": "tc", "SNNTA_TRITON_BLOCK_H": "32", "SNNTA_TRITON_BLOCK_K": "16", "SNNTA_TRITON_BLOCK_B": "32"},
     {"SNNTA_TRITON_PREC": "tc", "SNNTA_TRITON_BLOCK_H": "16", "SNNTA_TRITON_BLOCK_K": "32", "SNNTA_TRITON_WARPS": "8"},
+    {"SNNTA_TRITON_PREC": "tc", "SNNTA_TRITON_SPLIT": "1", "SNNTA_TRITON_BLOCK_H": "16"},
+    {"SNNTA_TRITON_PREC": "ieee", "SNNTA_TRITON_SPLIT": "1", "SNNTA_TRITON_BLOCK_H": "32", "SNNTA_TRITON_BLOCK_B": "32"},
 ])
 @pytest.mark.parametrize("kind,n", [("lif", 1), ("adlif", 2)])
 def test_launch_configurations_match_reference(kind, n, env, monkeypatch):
@@ -174,6 +176,31 @@ def test_launch_configurations_match_reference(kind, n, env, monkeypatch):
     assert torch.equal(o_f, o_r) and 0 < o_f.mean() < 0.9
     for name, a, b in zip(("drive", "w_rec", "A_bar", "B_bar", "reset", "theta"), g_f, g_r):
         assert rel_err(a, b) < TOL[torch.float32], (name, rel_err(a, b))
+
+
+@pytest.mark.parametrize("kind,n", [("adlif", 2), ("generic", 3)])
+def test_split_layout_runs_one_program_per_chunk_and_matches(kind, n, monkeypatch):
+    """SNNTA_TRITON_SPLIT=1: programs (block of samples, chunk of neurons) with the chunk's weights held for the
+    whole loop.  Under the interpreter the bins are separate launches (the GPU runs one launch whose programs
+    meet once per bin); the grids are (2 blocks of samples, 3 chunks), and float64 results match the
+    reference to 1e-10 (spikes equal), graded spikes and a refractory period included."""
+    monkeypatch.setenv("SNNTA_TRITON_SPLIT", "1")
+    monkeypatch.setenv("SNNTA_TRITON_BLOCK_H", "16")
+    grids = []
+    real = triton_scan._launch
+
+    def spy(kernel, cfg, recurrent, batch, H, T, *rest):
+        grids.append((recurrent, triton.cdiv(batch, cfg["block_b"]), triton.cdiv(H, cfg["block_h"]), T))
+        return real(kernel, cfg, recurrent, batch, H, T, *rest)
+
+    import triton
+
+    monkeypatch.setattr(triton_scan, "_launch", spy)
+    o_f, o_r, g_f, g_r, _ = _compare(kind, n, torch.float64, step=SpikeStep(2, 1), H=40, batch=19, T=9)
+    assert grids == [(True, 2, 3, 9), (True, 2, 3, 9)]  # forward and backward, both split
+    assert torch.equal(o_f, o_r) and o_f.max() > 1
+    for name, a, b in zip(("drive", "w_rec", "A_bar", "B_bar", "reset", "theta"), g_f, g_r):
+        assert rel_err(a, b) < 1e-10, (name, rel_err(a, b))
 
 
 def _tf32(x):

@@ -63,19 +63,34 @@ def _build():
     patches ``tl`` in the module's globals, hence the module-level import)."""
     @triton.jit
     def forward_kernel(drive_ptr, a_ptr, b_ptr, r_ptr, th_ptr, vt_ptr, vtl_ptr, x_ptr, s_ptr, d_ptr, m_ptr, ref_ptr,
-                       T, B, H,
+                       cnt_ptr, T, B, H, k_first, k_last,
                        N: tl.constexpr, NCH: tl.constexpr, NCK: tl.constexpr, BLOCK_B: tl.constexpr,
                        BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, PREC: tl.constexpr,
                        RECURRENT: tl.constexpr, SPIKING: tl.constexpr, MAX_SPIKES: tl.constexpr,
-                       REFRACTORY: tl.constexpr, DTYPE: tl.constexpr):
+                       REFRACTORY: tl.constexpr, DTYPE: tl.constexpr,
+                       SPLIT: tl.constexpr, SYNC: tl.constexpr, HP: tl.constexpr):
         pid = tl.program_id(0)
+        jc0 = tl.program_id(1)  # SPLIT: this program's chunk of neurons (NCH = 1); else 0 and all NCH chunks
         offs_b = pid * BLOCK_B + tl.arange(0, BLOCK_B)
         mask_b = offs_b < B
         ar = tl.arange(0, BLOCK_H)
         ak = tl.arange(0, BLOCK_K)
         BH = B * H
-        for k in range(T):
-            for jc in range(NCH):
+        if SPLIT:  # the chunk's columns of V^T stay on chip for the whole loop: [HP, BLOCK_H]
+            a_all = tl.arange(0, HP)
+            m_res = (a_all < H)[:, None] & (jc0 * BLOCK_H + ar < H)[None, :]
+            vt_res = tl.load(vt_ptr + a_all[:, None] * H + (jc0 * BLOCK_H + ar)[None, :], mask=m_res, other=0.0)
+            if PREC == 1:
+                vtl_res = tl.load(vtl_ptr + a_all[:, None] * H + (jc0 * BLOCK_H + ar)[None, :], mask=m_res, other=0.0)
+        for k in range(k_first, k_last):
+            if SYNC:  # wait until every chunk of this block of samples has finished bin k - 1
+                if k > 0:
+                    seen = tl.atomic_add(cnt_ptr + pid, 0, sem="acquire", scope="gpu")
+                    while seen < k * tl.num_programs(1):
+                        seen = tl.atomic_add(cnt_ptr + pid, 0, sem="acquire", scope="gpu")
+                    tl.debug_barrier()
+            for jcl in range(NCH):
+                jc = jc0 + jcl
                 offs_h = jc * BLOCK_H + ar
                 mask_h = offs_h < H
                 m2 = mask_b[:, None] & mask_h[None, :]
@@ -86,7 +101,15 @@ def _build():
                 if k > 0:
                     if SPIKING:
                         s_prev = tl.load(s_ptr + cur - BH, mask=m2, other=0.0)
-                    if RECURRENT:
+                    if RECURRENT and SPLIT:  # all of s_{k-1} (other programs wrote it: read through L2)
+                        s_all = tl.load(s_ptr + (k - 1) * BH + offs_b[:, None] * H + a_all[None, :],
+                                        mask=mask_b[:, None] & (a_all < H)[None, :], other=0.0, cache_modifier=".cg")
+                        if PREC == 1:
+                            d = d + tl.dot(s_all, vt_res, input_precision="tf32", out_dtype=DTYPE) \
+                                + tl.dot(s_all, vtl_res, input_precision="tf32", out_dtype=DTYPE)
+                        else:
+                            d = d + tl.dot(s_all, vt_res, input_precision="ieee", out_dtype=DTYPE)
+                    if RECURRENT and not SPLIT:
                         acc = tl.full([BLOCK_B, BLOCK_H], 0.0, DTYPE)
                         for ic in range(NCK):
                             offs_i = ic * BLOCK_K + ak
@@ -132,23 +155,39 @@ def _build():
                                 tl.store(ref_ptr + bh, ref, mask=m2)
                             tl.store(s_ptr + cur, c, mask=m2)
             tl.debug_barrier()  # bin k's buffers are complete before bin k + 1 reads them
+            if SYNC:  # publish: this chunk has finished bin k
+                tl.atomic_add(cnt_ptr + pid, 1, sem="release", scope="gpu")
 
     @triton.jit
     def backward_kernel(go_ptr, a_ptr, b_ptr, th_ptr, v_ptr, vl_ptr, x_ptr, m_ptr, g_ptr, gd_ptr, gu_ptr,
-                        T, B, H, slope,
+                        cnt_ptr, T, B, H, slope, k_first, k_last,
                         N: tl.constexpr, NCH: tl.constexpr, NCK: tl.constexpr, BLOCK_B: tl.constexpr,
                         BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, PREC: tl.constexpr,
                         RECURRENT: tl.constexpr, SPIKING: tl.constexpr, REFRACTORY: tl.constexpr,
-                        DTYPE: tl.constexpr):
+                        DTYPE: tl.constexpr, SPLIT: tl.constexpr, SYNC: tl.constexpr, HP: tl.constexpr):
         pid = tl.program_id(0)
+        jc0 = tl.program_id(1)
         offs_b = pid * BLOCK_B + tl.arange(0, BLOCK_B)
         mask_b = offs_b < B
         ar = tl.arange(0, BLOCK_H)
         ak = tl.arange(0, BLOCK_K)
         BH = B * H
-        for kk in range(T):
+        if SPLIT:  # the chunk's columns of V stay on chip: [HP, BLOCK_H]
+            a_all = tl.arange(0, HP)
+            m_res = (a_all < H)[:, None] & (jc0 * BLOCK_H + ar < H)[None, :]
+            v_res = tl.load(v_ptr + a_all[:, None] * H + (jc0 * BLOCK_H + ar)[None, :], mask=m_res, other=0.0)
+            if PREC == 1:
+                vl_res = tl.load(vl_ptr + a_all[:, None] * H + (jc0 * BLOCK_H + ar)[None, :], mask=m_res, other=0.0)
+        for kk in range(k_first, k_last):
             k = T - 1 - kk
-            for jc in range(NCH):
+            if SYNC:  # wait until every chunk of this block of samples has finished bin k + 1
+                if kk > 0:
+                    seen = tl.atomic_add(cnt_ptr + pid, 0, sem="acquire", scope="gpu")
+                    while seen < kk * tl.num_programs(1):
+                        seen = tl.atomic_add(cnt_ptr + pid, 0, sem="acquire", scope="gpu")
+                    tl.debug_barrier()
+            for jcl in range(NCH):
+                jc = jc0 + jcl
                 offs_h = jc * BLOCK_H + ar
                 mask_h = offs_h < H
                 m2 = mask_b[:, None] & mask_h[None, :]
@@ -156,7 +195,19 @@ def _build():
                 g = tl.load(go_ptr + cur, mask=m2, other=0.0)
                 if SPIKING:
                     if RECURRENT:
-                        if k < T - 1:  # dL/ds_k += (dL/dd_{k+1}) V
+                        if SPLIT and k < T - 1:  # dL/ds_k += (dL/dd_{k+1}) V, all of dL/dd_{k+1} through L2
+                            gd_all = tl.load(gd_ptr + (k + 1) * BH + offs_b[:, None] * H + a_all[None, :],
+                                             mask=mask_b[:, None] & (a_all < H)[None, :], other=0.0,
+                                             cache_modifier=".cg")
+                            if PREC == 1:
+                                gd_hi = (gd_all.to(tl.int32, bitcast=True) & -8192).to(tl.float32, bitcast=True)
+                                gd_lo = gd_all - gd_hi
+                                g = g + tl.dot(gd_hi, v_res, input_precision="tf32", out_dtype=DTYPE) \
+                                    + tl.dot(gd_lo, v_res, input_precision="tf32", out_dtype=DTYPE) \
+                                    + tl.dot(gd_hi, vl_res, input_precision="tf32", out_dtype=DTYPE)
+                            else:
+                                g = g + tl.dot(gd_all, v_res, input_precision="ieee", out_dtype=DTYPE)
+                        if not SPLIT and k < T - 1:  # dL/ds_k += (dL/dd_{k+1}) V
                             acc = tl.full([BLOCK_B, BLOCK_H], 0.0, DTYPE)
                             for oc in range(NCK):
                                 offs_o = oc * BLOCK_K + ak
@@ -196,6 +247,8 @@ def _build():
                     gd = gd + tl.load(b_ptr + offs_h * N + j, mask=mask_h, other=0.0)[None, :] * gj
                 tl.store(gd_ptr + cur, gd, mask=m2)
             tl.debug_barrier()
+            if SYNC:
+                tl.atomic_add(cnt_ptr + pid, 1, sem="release", scope="gpu")
 
     return forward_kernel, backward_kernel
 
@@ -208,7 +261,8 @@ def _kernels():
 
 
 _ENV = {"prec": "SNNTA_TRITON_PREC", "block_b": "SNNTA_TRITON_BLOCK_B", "block_h": "SNNTA_TRITON_BLOCK_H",
-        "block_k": "SNNTA_TRITON_BLOCK_K", "num_warps": "SNNTA_TRITON_WARPS", "num_stages": "SNNTA_TRITON_STAGES"}
+        "block_k": "SNNTA_TRITON_BLOCK_K", "num_warps": "SNNTA_TRITON_WARPS", "num_stages": "SNNTA_TRITON_STAGES",
+        "split": "SNNTA_TRITON_SPLIT"}
 
 
 def config(H: int, dtype: torch.dtype) -> dict:
@@ -219,7 +273,12 @@ def config(H: int, dtype: torch.dtype) -> dict:
     ``prec="tc"`` runs the recurrent products on tensor cores in tf32 with the weights split into two tf32
     parts (:func:`split_tf32`), exact to about 2^-20 relative per product (float32 only; float64 is always
     ``ieee``, plain fp64 FMAs).  ``block_h`` is the chunk of neurons one step of the loop updates,
-    ``block_k`` the chunk of the recurrent product's contraction."""
+    ``block_k`` the chunk of the recurrent product's contraction.
+
+    ``split=1`` (recurrent populations): one program per block of samples *and* chunk of ``block_h`` neurons,
+    each holding its chunk's columns of the recurrent weights on chip for the whole loop; the programs of a
+    block of samples meet once per bin through a counter in global memory (:func:`_launch`).  It needs every
+    program resident at once, so it is used only where the grid fits the GPU's multiprocessors."""
     def env(key, default, cast=int):
         v = os.environ.get(_ENV[key], "").strip()
         if not v:
@@ -238,11 +297,14 @@ def config(H: int, dtype: torch.dtype) -> dict:
     for key, v in (("block_b", block_b), ("block_h", block_h), ("block_k", block_k)):
         if v < 16 or v & (v - 1):
             raise ValueError(f"{_ENV[key]}={v}: expected a power of two >= 16 (tl.dot's smallest tile)")
+    split = env("split", 0)
+    if split not in (0, 1):
+        raise ValueError(f"{_ENV['split']}={split}: expected 0 or 1")
     launch = {"num_warps": env("num_warps", 4)}
     stages = env("num_stages", 0)
     if stages:
         launch["num_stages"] = stages
-    return {"prec": prec, "block_b": block_b, "block_h": block_h, "nch": triton.cdiv(H, block_h),
+    return {"prec": prec, "split": bool(split), "block_b": block_b, "block_h": block_h, "nch": triton.cdiv(H, block_h),
             "block_k": block_k, "nck": triton.cdiv(H, block_k), "launch": launch,
             "tl_dtype": {torch.float32: tl.float32, torch.float64: tl.float64}[dtype]}
 
@@ -253,6 +315,40 @@ def split_tf32(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     (spike counts) with ``hi`` and ``lo`` then loses only ``lo``'s own rounding: about ``2^-20 |w|``."""
     hi = (w.contiguous().view(torch.int32) & -8192).view(torch.float32)
     return hi, w - hi
+
+
+def _fits_at_once(n_programs: int, device: torch.device) -> bool:
+    """Whether ``n_programs`` programs can all be resident together (one per multiprocessor at least)."""
+    if device.type != "cuda":
+        return False
+    return n_programs <= torch.cuda.get_device_properties(device).multi_processor_count
+
+
+def _launch(kernel, cfg: dict, recurrent: bool, batch: int, H: int, T: int, device, tensors, consts, scalars):
+    """Run ``kernel`` over all ``T`` bins.
+
+    Default: one program per block of ``block_b`` samples loops over the bins and all chunks of neurons.
+    ``cfg["split"]`` (recurrent populations): programs ``(block of samples, chunk of neurons)``, which meet
+    once per bin through a counter per block of samples (release / acquire atomics at GPU scope): launched
+    once where the whole grid fits on the GPU at once; under the interpreter (which runs programs one after
+    another) launched once per bin instead, the launches doing the meeting, so the split arithmetic is tested
+    on the CPU; elsewhere (a grid larger than the GPU) the default layout."""
+    nb = triton.cdiv(batch, cfg["block_b"])
+    nsplit = triton.cdiv(H, cfg["block_h"])
+    split = cfg["split"] and recurrent
+    interp = interpreting()
+    if split and not interp and not _fits_at_once(nb * nsplit, device):
+        split = False
+    common = dict(NCK=cfg["nck"], BLOCK_B=cfg["block_b"], BLOCK_H=cfg["block_h"], BLOCK_K=cfg["block_k"],
+                  HP=max(16, triton.next_power_of_2(H)), **consts, **cfg["launch"])
+    counter = torch.zeros(nb, dtype=torch.int32, device=device)
+    if not split:
+        kernel[(nb, 1)](*tensors, counter, *scalars, 0, T, NCH=cfg["nch"], SPLIT=False, SYNC=False, **common)
+    elif interp:
+        for k in range(T):
+            kernel[(nb, nsplit)](*tensors, counter, *scalars, k, k + 1, NCH=1, SPLIT=True, SYNC=False, **common)
+    else:
+        kernel[(nb, nsplit)](*tensors, counter, *scalars, 0, T, NCH=1, SPLIT=True, SYNC=True, **common)
 
 
 class _TritonScan(torch.autograd.Function):
@@ -278,11 +374,10 @@ class _TritonScan(torch.autograd.Function):
         tc = cfg["prec"] == "tc" and recurrent
         Vt_hi, Vt_lo = split_tf32(Vt) if tc else (Vt, Vt)
         fwd, _ = _kernels()
-        fwd[(triton.cdiv(batch, cfg["block_b"]),)](
-            drive, A, Bb, R, theta, Vt_hi, Vt_lo, X, S, D, M, REF, T, batch, H,
-            N=n, NCH=cfg["nch"], NCK=cfg["nck"], BLOCK_B=cfg["block_b"], BLOCK_H=cfg["block_h"],
-            BLOCK_K=cfg["block_k"], PREC=1 if tc else 0, RECURRENT=recurrent, SPIKING=spiking,
-            MAX_SPIKES=int(max_spikes), REFRACTORY=int(refractory), DTYPE=cfg["tl_dtype"], **cfg["launch"])
+        _launch(fwd, cfg, recurrent, batch, H, T, drive.device,
+                (drive, A, Bb, R, theta, Vt_hi, Vt_lo, X, S, D, M, REF),
+                dict(N=n, PREC=1 if tc else 0, RECURRENT=recurrent, SPIKING=spiking, MAX_SPIKES=int(max_spikes),
+                     REFRACTORY=int(refractory), DTYPE=cfg["tl_dtype"]), (T, batch, H))
         ctx.save_for_backward(A, Bb, R, theta, w_rec if recurrent else None, X, S if spiking else None, D,
                               M if refr else None)
         ctx.meta = (n, float(slope), spiking, recurrent, refr, A_bar.dtype, B_bar.dtype, reset.dtype,
@@ -304,11 +399,10 @@ class _TritonScan(torch.autograd.Function):
         tc = cfg["prec"] == "tc" and recurrent
         V_hi, V_lo = split_tf32(V) if tc else (V, V)
         _, bwd = _kernels()
-        bwd[(triton.cdiv(batch, cfg["block_b"]),)](
-            go, A, Bb, theta, V_hi, V_lo, X, M if refr else go.new_zeros(1), G, GD, GU, T, batch, H, slope,
-            N=n, NCH=cfg["nch"], NCK=cfg["nck"], BLOCK_B=cfg["block_b"], BLOCK_H=cfg["block_h"],
-            BLOCK_K=cfg["block_k"], PREC=1 if tc else 0, RECURRENT=recurrent, SPIKING=spiking,
-            REFRACTORY=1 if refr else 0, DTYPE=cfg["tl_dtype"], **cfg["launch"])
+        _launch(bwd, cfg, recurrent, batch, H, T, go.device,
+                (go, A, Bb, theta, V_hi, V_lo, X, M if refr else go.new_zeros(1), G, GD, GU),
+                dict(N=n, PREC=1 if tc else 0, RECURRENT=recurrent, SPIKING=spiking, REFRACTORY=1 if refr else 0,
+                     DTYPE=cfg["tl_dtype"]), (T, batch, H, slope))
         # x~_k = x_{k-1} + reset s_{k-1} (x~_0 = 0): every parameter gradient is a sum over bins and samples
         Gs = G[:, 1:].reshape(n, -1, H)  # G_k for k >= 1
         Xp = X[:, :-1].reshape(n, -1, H)  # x_{k-1}
