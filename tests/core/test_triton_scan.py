@@ -249,3 +249,47 @@ def test_bad_launch_configuration_is_one_clear_error(monkeypatch):
     with pytest.raises(ValueError, match="SNNTA_TRITON_PREC='bf16'"):
         triton_scan.config(64, torch.float32)
     assert triton_scan.config(64, torch.float64)["prec"] == "ieee"  # float64 never runs in tf32
+
+
+def test_defaults_and_fallback_when_the_split_grid_does_not_fit(monkeypatch):
+    """float32 defaults to the split layout (chunks of 32, tensor cores), float64 to the plain one; a split grid
+    larger than the GPU falls back to the plain layout (here: the interpreter's kernels run the fallback, the
+    GPU check `_fits_at_once` patched to say no), with the same results."""
+    for key in triton_scan._ENV.values():
+        monkeypatch.delenv(key, raising=False)
+    c32, c64 = triton_scan.config(256, torch.float32), triton_scan.config(256, torch.float64)
+    assert (c32["split"], c32["prec"], c32["block_h"]) == (True, "tc", 32)
+    assert (c64["split"], c64["prec"]) == (False, "ieee")
+    assert triton_scan.config(256, torch.float32, split=False)["block_h"] == 256
+    seen = []
+    monkeypatch.setattr(triton_scan, "interpreting", lambda: False)  # take the GPU branch of _launch ...
+    monkeypatch.setattr(triton_scan, "_fits_at_once", lambda n, dev: seen.append(n) or False)  # ... which falls back
+    o_f, o_r, g_f, g_r, _ = _compare("adlif", 2, torch.float32, H=40, batch=19, T=8)
+    assert seen and seen[0] == 2 * 2  # 2 blocks of samples x 2 chunks of 32 neurons were asked for
+    assert torch.equal(o_f, o_r)
+    for name, a, b in zip(("drive", "w_rec", "A_bar", "B_bar", "reset", "theta"), g_f, g_r):
+        assert rel_err(a, b) < TOL[torch.float32], (name, rel_err(a, b))
+
+
+def test_config_sweep_script_compares_layouts(tmp_path, monkeypatch, capsys):
+    """scripts/bench_triton_configs.py at a tiny size under the interpreter: the plain and the split layout both
+    run, their spikes agree with the first configuration's, and the fastest is printed for bench_gpu.sh."""
+    import importlib.util
+    from pathlib import Path
+
+    if DEVICE == "cuda":
+        pytest.skip("the GPU benchmark runs this script at full size")
+    path = Path(__file__).resolve().parents[2] / "scripts" / "bench_triton_configs.py"
+    spec = importlib.util.spec_from_file_location("bench_triton_configs", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "configs.md"
+    try:
+        mod.main(["--H", "40", "--T", "5", "--batch", "17", "--reps", "1", "--neurons", "lif",
+                  "--only", "ieee h64 k64 w4", "split tc h32 w4", "--out", str(out)])
+    finally:  # the script sets SNNTA_TRITON_* in os.environ for its runs
+        for key in mod.KEYS:
+            os.environ.pop(key, None)
+    rows = [line for line in out.read_text().splitlines() if line.startswith("| ieee") or line.startswith("| split")]
+    assert len(rows) == 2 and all(row.split("|")[7].strip() == "0.0e+00" for row in rows), rows  # spikes differing
+    assert "BEST_ENV: SNNTA_TRITON_" in capsys.readouterr().out

@@ -20,13 +20,17 @@ Backward (per bin from the last; ``psi(v) = (1 + slope |v|)^-2``, the reference'
 and then, vectorized over all bins in torch: ``dA_bar = sum G_k x~_k^T``, ``dB_bar = sum G_k d_k``,
 ``dV = sum (dL/dd_k)^T s_{k-1}``, ``dreset = sum A_bar^T G_k s_{k-1}``, ``dtheta = -sum gu_k u_k / theta``.
 
-One program handles a block of ``BLOCK_B`` samples and all neurons, in chunks of ``BLOCK_H``; the
-state of bin ``k - 1`` is read back from the saved per-bin buffers (L1/L2), with a block barrier between
-bins, so nothing of size ``H x H`` has to stay in shared memory.  Recurrent products use ``tl.dot``: in
-float32 by default on tensor cores in tf32 with the weights split into two tf32 parts (:func:`split_tf32`;
-the spike operand is binary or small counts, exact in tf32, so two products give the weights to ~2^-20;
-the backward's real-valued ``dL/dd`` is split too, three products), or as plain fp32 FMAs
-(``SNNTA_TRITON_PREC=ieee``; float64 always).  :func:`config` holds the launch configuration.
+Two layouts (:func:`config`, :func:`_launch`).  Plain: one program handles a block of ``BLOCK_B`` samples
+and all neurons, in chunks of ``BLOCK_H``; the state of bin ``k - 1`` is read back from the saved per-bin
+buffers (L1/L2), with a block barrier between bins, and the recurrent weights are streamed from L2 every bin.
+Split (the float32 default on a GPU): one program per block of samples and chunk of ``BLOCK_H`` neurons holds
+its chunk's columns of the weights on chip for all bins; the programs of a block of samples meet once per bin
+through a counter in global memory (release / acquire atomics), which needs the whole grid resident at once,
+so it runs only where the grid fits the multiprocessors (the interpreter runs it as one launch per bin).
+Recurrent products use ``tl.dot``: in float32 on tensor cores in tf32 with the weights split into two tf32
+parts (:func:`split_tf32`; the spike operand is binary or small counts, exact in tf32, so two products give
+the weights to ~2^-20; the backward's real-valued ``dL/dd`` is split too, three products), or as plain fp32
+FMAs (``SNNTA_TRITON_PREC=ieee``; float64 always).
 
 The kernels are built on first use (``triton.jit`` reads ``TRITON_INTERPRET`` then), so the CPU
 interpreter (``TRITON_INTERPRET=1``) runs them on CPU tensors in the tests.
@@ -265,10 +269,15 @@ _ENV = {"prec": "SNNTA_TRITON_PREC", "block_b": "SNNTA_TRITON_BLOCK_B", "block_h
         "split": "SNNTA_TRITON_SPLIT"}
 
 
-def config(H: int, dtype: torch.dtype) -> dict:
+def config(H: int, dtype: torch.dtype, split: bool | None = None) -> dict:
     """Launch configuration for ``H`` neurons: the defaults, each overridable by an environment variable
-    (``SNNTA_TRITON_PREC`` = ``tc`` | ``ieee``, ``..._BLOCK_B``, ``..._BLOCK_H``, ``..._BLOCK_K``, ``..._WARPS``,
-    ``..._STAGES``; the GPU benchmark sweeps them).
+    (``SNNTA_TRITON_PREC`` = ``tc`` | ``ieee``, ``..._SPLIT`` = 0 | 1, ``..._BLOCK_B``, ``..._BLOCK_H``,
+    ``..._BLOCK_K``, ``..._WARPS``, ``..._STAGES``; ``scripts/bench_triton_configs.py`` sweeps them).  ``split``
+    given here overrides the environment (the fallback when a split grid does not fit the GPU).
+
+    Defaults, float32: the split layout, tf32 tensor cores, chunks of 32 neurons, 4 warps; without the split
+    layout, chunks of up to 256 neurons, contraction chunks of 32, 8 warps (each the fastest of its layout on
+    an H100, results/bench/cuda.md).  Float64: plain fp64, no split, chunks of up to 64, 4 warps.
 
     ``prec="tc"`` runs the recurrent products on tensor cores in tf32 with the weights split into two tf32
     parts (:func:`split_tf32`), exact to about 2^-20 relative per product (float32 only; float64 is always
@@ -288,23 +297,33 @@ def config(H: int, dtype: torch.dtype) -> dict:
         except ValueError:
             raise ValueError(f"{_ENV[key]}={v!r} is not a valid {key}") from None
 
-    prec = env("prec", "tc", str).lower() if dtype == torch.float32 else "ieee"
+    f32 = dtype == torch.float32
+    prec = env("prec", "tc", str).lower() if f32 else "ieee"
     if prec not in ("tc", "ieee"):
         raise ValueError(f"{_ENV['prec']}={prec!r}: expected 'tc' (tensor cores, split tf32) or 'ieee'")
-    block_h = env("block_h", max(16, min(MAX_BLOCK_H, triton.next_power_of_2(H))))
-    block_k = env("block_k", block_h)
+    if split is None:
+        split = env("split", 1 if f32 else 0)
+        if split not in (0, 1):
+            raise ValueError(f"{_ENV['split']}={split}: expected 0 or 1")
+    h2 = max(16, triton.next_power_of_2(H))
+    if split:
+        default_h, default_k, warps = 32, 32, 4
+    elif f32:
+        default_h, default_k, warps = min(256, h2), min(32, h2), 8
+    else:
+        default_h = default_k = min(MAX_BLOCK_H, h2)
+        warps = 4
+    block_h = env("block_h", default_h)
+    block_k = env("block_k", default_k)
     block_b = env("block_b", BLOCK_B)
     for key, v in (("block_b", block_b), ("block_h", block_h), ("block_k", block_k)):
         if v < 16 or v & (v - 1):
             raise ValueError(f"{_ENV[key]}={v}: expected a power of two >= 16 (tl.dot's smallest tile)")
-    split = env("split", 0)
-    if split not in (0, 1):
-        raise ValueError(f"{_ENV['split']}={split}: expected 0 or 1")
-    launch = {"num_warps": env("num_warps", 4)}
+    launch = {"num_warps": env("num_warps", warps)}
     stages = env("num_stages", 0)
     if stages:
         launch["num_stages"] = stages
-    return {"prec": prec, "split": bool(split), "block_b": block_b, "block_h": block_h, "nch": triton.cdiv(H, block_h),
+    return {"prec": prec, "split": bool(split), "dtype": dtype, "block_b": block_b, "block_h": block_h, "nch": triton.cdiv(H, block_h),
             "block_k": block_k, "nck": triton.cdiv(H, block_k), "launch": launch,
             "tl_dtype": {torch.float32: tl.float32, torch.float64: tl.float64}[dtype]}
 
@@ -333,12 +352,14 @@ def _launch(kernel, cfg: dict, recurrent: bool, batch: int, H: int, T: int, devi
     once where the whole grid fits on the GPU at once; under the interpreter (which runs programs one after
     another) launched once per bin instead, the launches doing the meeting, so the split arithmetic is tested
     on the CPU; elsewhere (a grid larger than the GPU) the default layout."""
-    nb = triton.cdiv(batch, cfg["block_b"])
-    nsplit = triton.cdiv(H, cfg["block_h"])
     split = cfg["split"] and recurrent
     interp = interpreting()
-    if split and not interp and not _fits_at_once(nb * nsplit, device):
+    if split and not interp and not _fits_at_once(triton.cdiv(batch, cfg["block_b"]) * triton.cdiv(H, cfg["block_h"]),
+                                                   device):
+        cfg = {**config(H, cfg["dtype"], split=False), "prec": cfg["prec"]}
         split = False
+    nb = triton.cdiv(batch, cfg["block_b"])
+    nsplit = triton.cdiv(H, cfg["block_h"])
     common = dict(NCK=cfg["nck"], BLOCK_B=cfg["block_b"], BLOCK_H=cfg["block_h"], BLOCK_K=cfg["block_k"],
                   HP=max(16, triton.next_power_of_2(H)), **consts, **cfg["launch"])
     counter = torch.zeros(nb, dtype=torch.int32, device=device)
