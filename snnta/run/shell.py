@@ -42,9 +42,10 @@ def check_launcher(overrides: list[str], launchers: dict[str, str]) -> None:
 
 
 def sweep_summary(command: str, sweep_dir: Path) -> None:
-    """Print how many runs the sweep folder holds and how many failed, the folder, and the checkpoints used."""
+    """Print how many runs the sweep folder holds and how many failed, the folder, and the checkpoints used.
+    Runs may sit at any depth (a ``hydra.sweep.subdir`` such as ``<source>/<method>_<bin>`` nests them)."""
     rows = []
-    for p in sorted(sweep_dir.glob("*/metrics.json")):
+    for p in sorted(sweep_dir.rglob("metrics.json")):
         try:
             rows.append(json.loads(p.read_text()))
         except (OSError, json.JSONDecodeError):

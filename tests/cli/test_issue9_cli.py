@@ -52,6 +52,15 @@ def test_item07_parallel_launcher_sweep_and_report(trained):
     assert "| euler | bin |" in md and "| tau | bin |" in md and "`train/src`" in md
 
 
+def test_sweep_summary_counts_nested_run_folders(trained):
+    """The study's adaptation sweeps nest their runs (hydra.sweep.subdir=<source>/<method>_<bin>): the closing
+    summary counts them (it used to look one level down only and printed 0 runs)."""
+    proc = snnta("adapt", "-m", "method=none,euler", "tgt_dt=2ms", "progress=false", "hydra.sweep.dir=runs/adapt/nest",
+                 "hydra.sweep.subdir=src/${method.name}_${tgt_dt}", cwd=trained)
+    assert len(list((trained / "runs/adapt/nest/src").glob("*/metrics.json"))) == 2
+    assert "snnta adapt: sweep done: 2 run(s), 0 failed -> runs/adapt/nest\n" in proc.stdout, proc.stdout[-500:]
+
+
 def test_item08_help_per_command_and_resolved_cfg(tmp_path):
     train = snnta("train", "--help", cwd=tmp_path).stdout
     assert "Powered by Hydra" not in train and "train.epochs=30" in train and "method" not in train.split("keys (")[0]
