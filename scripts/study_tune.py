@@ -42,6 +42,9 @@ TRIES = {
         # validation and 93.0-95.9 % test (the sources sweep); first regularization tries (Adam L2)
         ("adlif_wd1e-4", "adlif", ["train.weight_decay=1e-4"]),
         ("lif_wd1e-4", "lif", ["train.weight_decay=1e-4"]),
+        # L2 did not help; next, augmentation: event dropout (each input event dropped with probability p)
+        ("adlif_drop0.3", "adlif", ["train.event_dropout=0.3"]),
+        ("lif_drop0.3", "lif", ["train.event_dropout=0.3"]),
     ],
 }
 

@@ -39,6 +39,7 @@ class TrainConfig:
     lr_schedule: str | None = None  # cosine (default, over `epochs`) | constant | plateau (halve on a val plateau)
     lr_patience: int | None = None  # plateau: epochs without a better val accuracy before halving (default 3)
     dt_choices: tuple[float | str, ...] | None = None  # mixed time-step training: a bin width drawn per batch
+    event_dropout: float = 0.0  # training batches only: each input event dropped with this probability
 
     def __post_init__(self):
         if self.dt_choices is not None:  # durations with units ("2ms") -> seconds
@@ -70,6 +71,8 @@ class TrainConfig:
             raise ConfigError("train.lr_schedule=plateau needs a validation split: set train.val_fraction > 0")
         if self.lr_patience is not None and self.lr_patience < 1:
             raise ConfigError(f"train.lr_patience must be >= 1 or null, got {self.lr_patience}")
+        if not 0 <= self.event_dropout < 1:
+            raise ConfigError(f"train.event_dropout must be in [0, 1), got {self.event_dropout}")
         if self.dt_choices is not None and (not self.dt_choices or min(self.dt_choices) <= 0):
             raise ConfigError(f"train.dt_choices: need one or more positive bin widths, got {list(self.dt_choices)}")
 
@@ -108,6 +111,21 @@ def mixed_batches(ds: EventDataset, dts: tuple[float, ...], batch_size: int, rng
         idx = order[start:start + batch_size]
         dt = float(dts[int(rng.integers(len(dts)))])
         yield bin_batch(ds, idx, dt, mode, device), torch.from_numpy(ds.labels[idx]), dt
+
+
+def drop_events(x: torch.Tensor, p: float, generator: torch.Generator) -> torch.Tensor:
+    """Event dropout on binned input (tonic's ``DropEvent`` after binning): every event is kept independently
+    with probability ``1 - p``, so a bin's count ``c`` becomes ``Binomial(c, 1 - p)`` (binary bins: Bernoulli).
+    Only the nonzero bins are drawn; ``generator`` (a CPU generator) makes it reproducible."""
+    if p <= 0:
+        return x
+    flat = x.reshape(-1)
+    nz = flat.nonzero().squeeze(1)
+    counts = flat[nz].to("cpu", torch.float64)
+    kept = torch.binomial(counts, torch.full_like(counts, 1.0 - p), generator=generator)
+    out = flat.clone()
+    out[nz] = kept.to(x.device, x.dtype)
+    return out.reshape(x.shape)
 
 
 def seed_everything(seed: int) -> None:
@@ -193,9 +211,12 @@ def train(model: SNNClassifier, train_ds: EventDataset, dt: float, cfg: TrainCon
             batches = mixed_batches(fit_ds, cfg.dt_choices, cfg.batch_size, rng, cfg.bin_mode, device)
         steps_bar = Progress(steps, f"epoch {epoch + 1}/{cfg.epochs}", progress and steps > 1, unit="batch",
                              leave=False)
+        drop_gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)  # per epoch: resumes exactly
         for step, (x, y, dt_b) in enumerate(batches):
             steps_bar.update(1)
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            if cfg.event_dropout:
+                x = drop_events(x, cfg.event_dropout, drop_gen)
             logits, spikes = model(x, model.step_params(dt_b), return_spikes=True)
             loss = F.cross_entropy(logits, y)
             if cfg.rate_reg:

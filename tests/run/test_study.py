@@ -15,7 +15,7 @@ from snnta.core.units import n_bins
 from snnta.data import load_dataset
 from snnta.errors import ConfigError
 from snnta.run.args import train_args
-from snnta.run.train import TrainConfig, epochs_since_best, mixed_batches, train
+from snnta.run.train import TrainConfig, drop_events, epochs_since_best, mixed_batches, train
 from tests.conftest import run_cli
 
 RANDMAN = {"n_channels": 12, "n_classes": 3, "dim": 1, "spikes_per_channel": 1, "n_freq": 3, "smoothness": 1.0,
@@ -82,6 +82,34 @@ def test_mixed_training_runs_and_validates_at_the_main_dt(data, tmp_path):
     dep, history = train(tiny_model(train_ds), train_ds, 4e-3, TrainConfig(epochs=2, batch_size=16,
                          dt_choices=("2ms", "4ms", "8ms")), progress=False, state_path=tmp_path / "s.pt")
     assert dep.dt == pytest.approx(4e-3) and len(history) == 2 and "val_accuracy" in history[-1]
+
+
+def test_event_dropout_thins_counts_binomially_and_reproducibly():
+    """Each event is kept with probability 1 - p: the total count falls to (1 - p) of it within 4 standard
+    deviations, no bin grows, empty bins stay empty, the same generator seed gives the same draw, p = 0 is
+    the identity; out-of-range p is one clear error."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.poisson(torch.full((8, 50, 40), 0.3), generator=g) * (torch.rand(8, 50, 40, generator=g) < 0.5)
+    p = 0.3
+    y = drop_events(x, p, torch.Generator().manual_seed(5))
+    n = x.sum().item()
+    assert abs(y.sum().item() - (1 - p) * n) < 4 * math.sqrt(n * p * (1 - p))
+    assert (y <= x).all() and (y[x == 0] == 0).all() and torch.equal(y, y.round())
+    assert torch.equal(y, drop_events(x, p, torch.Generator().manual_seed(5)))
+    assert not torch.equal(y, drop_events(x, p, torch.Generator().manual_seed(6)))
+    assert drop_events(x, 0.0, torch.Generator()) is x
+    with pytest.raises(ConfigError, match=r"train.event_dropout must be in \[0, 1\), got 1.0"):
+        TrainConfig(event_dropout=1.0).validate()
+
+
+def test_event_dropout_training_is_reproducible_and_changes_the_run(data, tmp_path):
+    train_ds, _ = data
+    cfg = TrainConfig(epochs=2, batch_size=16, event_dropout=0.3)
+    runs = [train(tiny_model(train_ds), train_ds, 4e-3, c, progress=False)[1]
+            for c in (cfg, cfg, TrainConfig(epochs=2, batch_size=16))]
+    untimed = [[{k: v for k, v in r.items() if "time" not in k and "elapsed" not in k} for r in h] for h in runs]
+    assert untimed[0] == untimed[1] and "train_loss" in untimed[0][0]  # same config and seed: the same numbers
+    assert [r["train_loss"] for r in runs[0]] != [r["train_loss"] for r in runs[2]]
 
 
 def test_early_stopping_stops_and_a_rerun_does_not_continue(data, tmp_path):
