@@ -53,11 +53,19 @@ def write_run_config(out: Path, cfg: dict, overrides: list[str], exclusive: bool
     write_text(out / "overrides.yaml", yaml.safe_dump(list(overrides)))
 
 
+#: keys added after runs were stored, and the value that a stored config without them ran with (options
+#: whose default is null need no entry: a missing key reads as null)
+ABSENT_MEANS = {"train.event_dropout": 0.0}
+
+
 def config_diff(stored: dict, current: dict, prefix: str = "") -> list[str]:
-    """``key: old -> new`` for every leaf that differs between two nested configs."""
+    """``key: old -> new`` for every leaf that differs between two nested configs.  A key the stored config
+    lacks matches the value it ran with (:data:`ABSENT_MEANS`), so older runs still resume and report."""
     diffs = []
     for k in sorted(set(stored) | set(current)):
         a, b = stored.get(k), current.get(k)
+        if k not in stored and f"{prefix}{k}" in ABSENT_MEANS and b == ABSENT_MEANS[f"{prefix}{k}"]:
+            continue
         if isinstance(a, dict) and isinstance(b, dict):
             diffs += config_diff(a, b, f"{prefix}{k}.")
         elif a != b:

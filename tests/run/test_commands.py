@@ -125,3 +125,16 @@ def test_a_run_moved_to_another_data_folder_is_the_same_run(tmp_path):
     assert check_same_run(tmp_path, moved)
     with pytest.raises(ConfigError, match="dataset.n_voices"):
         check_same_run(tmp_path, {**moved, "dataset": {**moved["dataset"], "n_voices": 24}})
+
+
+def test_a_run_stored_before_a_new_option_is_the_same_run(tmp_path):
+    """A run stored before train.event_dropout existed ran without it: rerunning its sweep resumes or reports
+    it (the key at 0.0 matches its absence); any other value is another run."""
+    from snnta.errors import ConfigError
+    from snnta.run.folders import check_same_run, write_run_config
+
+    old = {"seed": 0, "train": {"epochs": 3, "dt_choices": None}}
+    write_run_config(tmp_path, old, [])
+    assert check_same_run(tmp_path, {**old, "train": {**old["train"], "event_dropout": 0.0}})
+    with pytest.raises(ConfigError, match=r"train.event_dropout: None -> 0.3"):
+        check_same_run(tmp_path, {**old, "train": {**old["train"], "event_dropout": 0.3}})
