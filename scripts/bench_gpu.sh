@@ -10,8 +10,8 @@
 #   4. scripts/bench.py --device cuda for snnta and the peers ($PEERS, default: the clean loop, snnTorch and
 #      SpikingJelly) at batch 64 and 256, T = 250 and 1000, all at ~30 Hz per hidden layer;
 #   5. results/bench/cuda.md (the stages, the test summary, both batches) in the output folder.
-# Every stage has a time limit (9 minutes in all, at most) and writes its own log; a failing stage or peer
-# is reported in cuda.md, not fatal.  Usage (from the repository root):
+# Every stage has a time limit, and all of them together at most TOTAL_S seconds (default 470: the script
+# ends within 8 minutes); each writes its own log; a failing stage or peer is reported in cuda.md, not fatal.  Usage (from the repository root):
 #
 #   bash scripts/bench_gpu.sh [OUT_DIR]        # OUT_DIR: $1, else $OUT, else results/bench
 #   PEERS=clean BENCH_T=1000 bash scripts/bench_gpu.sh   # only the clean loop beside snnta, T = 1000 (shorter)
@@ -36,9 +36,13 @@ START=$(date +%s)
 STATUS=$LOGS/status.txt
 : > "$STATUS"
 
+TOTAL=${TOTAL_S:-470}  # the whole run's budget (s): no stage runs past it, so the script ends within 8 minutes
 stage() {  # stage NAME SECONDS CMD...: run with a time limit, log to $LOGS/NAME.log, record the outcome
   local name=$1 limit=$2; shift 2
   local t0=$(date +%s) rc=0
+  local left=$(( START + TOTAL - t0 ))
+  if [ "$left" -lt 5 ]; then echo "$name: skipped (the ${TOTAL}s budget is spent)" | tee -a "$STATUS"; return 0; fi
+  if [ "$limit" -gt "$left" ]; then limit=$left; fi
   echo "== $name (limit ${limit}s): $*" | tee -a "$LOGS/$name.log"
   timeout --kill-after=10 "$limit" "$@" >> "$LOGS/$name.log" 2>&1 || rc=$?
   local dt=$(( $(date +%s) - t0 ))
