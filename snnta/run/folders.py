@@ -139,10 +139,16 @@ def _flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
+def normalize_recipe(rec: dict) -> dict:
+    """``rec`` without the keys added later that hold the value a run made before them ran with
+    (:data:`ABSENT_MEANS`): the same recipe has the same id whether it was stored before or after."""
+    return {k: v for k, v in rec.items() if not (k in ABSENT_MEANS and v == ABSENT_MEANS[k])}
+
+
 def recipe(cfg: dict) -> dict:
     """The training configuration of a ``train`` config, everything but the seed, as flat ``key: value``
     (``train.epochs: 30``): runs that share it differ only by their seed."""
-    return dict(sorted(_flatten(result_config(cfg, ("seed",))).items()))
+    return normalize_recipe(dict(sorted(_flatten(result_config(cfg, ("seed",))).items())))
 
 
 def recipe_id(rec: dict, drop: tuple[str, ...] = ()) -> str:

@@ -23,7 +23,7 @@ import pandas as pd
 
 from snnta.core.methods import METHODS
 from snnta.errors import ConfigError
-from snnta.run.folders import recipe_id
+from snnta.run.folders import normalize_recipe, recipe_id
 from snnta.util.io import atomic_write, write_text
 
 #: methods in the registry's order (rows of the tables, colors of the plot)
@@ -74,15 +74,21 @@ def collect(folder: str | Path) -> pd.DataFrame:
         row["run"] = run_dir.relative_to(root).as_posix() or "."
         row["_run_abs"] = str(run_dir)
         if row.get("kind") == "train":
-            row["group"] = row.get("recipe_id") or f"run:{run_dir}"
             rec = row.get("recipe")
+            if isinstance(rec, dict) and normalize_recipe(rec) != rec:  # a key added later, at the value that runs
+                rec = normalize_recipe(rec)                                # stored before it ran with: their id
+                row["recipe_id"] = recipe_id(rec)
+            row["group"] = row.get("recipe_id") or f"run:{run_dir}"
             row["family"] = recipe_id(rec, drop=("dt",)) if isinstance(rec, dict) else row["group"]
         else:
             src = row.get("source_run") or (str(Path(row["checkpoint"]).parent) if row.get("checkpoint") else None)
             row["_source_abs"] = str(Path(src).resolve()) if src else None
             row["source_run"] = _rel(src, root)
-            row["group"] = row.get("source_recipe_id") or (f"run:{row['_source_abs']}" if src else "unknown")
             rec = row.get("source_recipe")
+            if isinstance(rec, dict) and normalize_recipe(rec) != rec:
+                rec = normalize_recipe(rec)
+                row["source_recipe_id"] = recipe_id(rec)
+            row["group"] = row.get("source_recipe_id") or (f"run:{row['_source_abs']}" if src else "unknown")
             row["family"] = recipe_id(rec, drop=("dt",)) if isinstance(rec, dict) else None
         rows.append(row)
     return pd.DataFrame(rows)

@@ -138,3 +138,7 @@ def test_a_run_stored_before_a_new_option_is_the_same_run(tmp_path):
     assert check_same_run(tmp_path, {**old, "train": {**old["train"], "event_dropout": 0.0}})
     with pytest.raises(ConfigError, match=r"train.event_dropout: None -> 0.3"):
         check_same_run(tmp_path, {**old, "train": {**old["train"], "event_dropout": 0.3}})
+    from snnta.run.folders import recipe
+
+    assert recipe({**old, "train": {**old["train"], "event_dropout": 0.0}}) == recipe(old)  # the same recipe id
+    assert recipe({**old, "train": {**old["train"], "event_dropout": 0.3}}) != recipe(old)

@@ -87,6 +87,30 @@ def test_item01_report_groups_by_training_configuration(tmp_path):
     assert list(oracle["recipe"]) == ["r30"] and oracle["mean_pct"].iloc[0] == pytest.approx(90.0)
 
 
+def test_report_groups_runs_stored_before_and_after_a_new_key(tmp_path):
+    """A run stored with train.event_dropout = 0.0 (after the key existed) and one stored without it (before)
+    have the same recipe: one group of 2 seeds in the report, under the older id."""
+    from snnta.run.folders import recipe_id
+    from snnta.run.report import write_report
+
+    old = {"dt": "4ms", "train.epochs": 30}
+    new = {**old, "train.event_dropout": 0.0}
+    base = {"kind": "train", "dataset": "randman", "neuron": "lif", "dt": 0.004}
+    root = tmp_path / "runs"
+    _metrics(root, "train/before", **base, seed=0, recipe=old, recipe_id=recipe_id(old), test_accuracy=0.90)
+    _metrics(root, "train/after", **base, seed=1, recipe=new, recipe_id=recipe_id(new), test_accuracy=0.92)
+    ad = {"kind": "adapt", "dataset": "randman", "neuron": "lif", "src_dt": 0.004, "tgt_dt": 0.002, "rho": 0.5,
+          "method": "euler", "spikes": "bin", "status": "ok"}
+    _metrics(root, "adapt/a0", **ad, source_run=str(root / "train/before"), source_recipe_id=recipe_id(old),
+             source_recipe=old, test_accuracy=0.50)
+    _metrics(root, "adapt/a1", **ad, source_run=str(root / "train/after"), source_recipe_id=recipe_id(new),
+             source_recipe=new, test_accuracy=0.60)
+    write_report(root, tmp_path / "out")
+    md = (tmp_path / "out/accuracy.md").read_text()
+    assert md.count("**randman, lif, trained at 4ms") == 1, md  # one recipe, not two
+    assert "Source: 91.0 ± 1.4 (2)" in md and "| euler | bin | **55.0** ± 7.1 (2) |" in md, md
+
+
 # --------------------------------------------------------------------------- 2: adapt never overwrites
 
 def test_item02_adapt_refuses_or_reports_an_existing_folder(two, tmp_path, capsys):
