@@ -76,7 +76,7 @@ def collect(folder: str | Path) -> pd.DataFrame:
         if row.get("kind") == "train":
             rec = row.get("recipe")
             if isinstance(rec, dict) and normalize_recipe(rec) != rec:  # a key added later, at the value that runs
-                rec = normalize_recipe(rec)                                # stored before it ran with: their id
+                rec = row["recipe"] = normalize_recipe(rec)                # stored before it ran with: their id
                 row["recipe_id"] = recipe_id(rec)
             row["group"] = row.get("recipe_id") or f"run:{run_dir}"
             row["family"] = recipe_id(rec, drop=("dt",)) if isinstance(rec, dict) else row["group"]
@@ -86,7 +86,7 @@ def collect(folder: str | Path) -> pd.DataFrame:
             row["source_run"] = _rel(src, root)
             rec = row.get("source_recipe")
             if isinstance(rec, dict) and normalize_recipe(rec) != rec:
-                rec = normalize_recipe(rec)
+                rec = row["source_recipe"] = normalize_recipe(rec)
                 row["source_recipe_id"] = recipe_id(rec)
             row["group"] = row.get("source_recipe_id") or (f"run:{row['_source_abs']}" if src else "unknown")
             row["family"] = recipe_id(rec, drop=("dt",)) if isinstance(rec, dict) else None
