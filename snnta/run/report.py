@@ -5,7 +5,9 @@ the seed, :func:`snnta.run.folders.recipe`), so runs of different models are nev
 each cell averages only over seeds (one adapted run per source run) and shows ``mean ± std (n)``.
 The paper-style table puts methods x spike steps in rows and the ratio ``rho = dt_T / dt_S`` in columns,
 per dataset, neuron, source bin and recipe, with the best adapted cell per column in bold and the
-**oracle** rows: networks trained directly at the target bin with the same recipe (only ``dt`` differs).
+**oracle** rows: networks trained directly at the target bin with the same recipe (only ``dt`` differs),
+and, where a search was run, the **re-tuned oracle** (:func:`retuned_oracle`): the setting, among the
+runs marked ``study.recipe: retuned`` at that bin and the same recipe, with the best validation accuracy.
 
 ``runs.csv`` lists every run with the fields that describe and score it, without times, versions or
 absolute paths, so the same runs always give the same file.
@@ -32,6 +34,10 @@ METHOD_ORDER = list(METHODS)
 RUN_COLUMNS = ["run", "kind", "status", "dataset", "neuron", "dt", "src_dt", "tgt_dt", "rho", "method", "spikes",
                "max_spikes", "refractory_bins", "clamped_decays", "seed", "recipe_id", "source_recipe_id",
                "source_run", "epochs", "epochs_run", "best_epoch", "test_accuracy", "test_rate_hz", "n_bins"]
+#: a training run whose recipe has this key at this value is a candidate setting of the re-tuned oracle at its bin
+RETUNED = ("study.recipe", "retuned")
+#: recipe keys that never name a re-tuned setting (they differ between any candidate and the source recipe)
+_SETTING_SKIP = ("dt", RETUNED[0])
 #: older metrics.json field names -> the current ones
 RENAMED = {"accuracy": "test_accuracy", "rate_hz": "test_rate_hz", "wall_time_s": "eval_time_s",
            "src_accuracy": "source_test_accuracy"}
@@ -158,22 +164,72 @@ def blocks(df: pd.DataFrame) -> list[dict]:
                 cells[(method, spikes, tgt)] = (*_stats(100 * c["test_accuracy"].astype(float)),
                                                 sorted(c["source"].astype(str)))
         family = b["family"].dropna().iloc[0] if "family" in b.columns and b["family"].notna().any() else None
-        oracle = {}
+        oracle, retuned = {}, {}
         if family is not None and len(trains):
             fam = trains[(trains["family"] == family) & (trains["dataset"] == dataset) & (trains["neuron"] == neuron)]
             for tgt in tgts:
                 c = fam[np.isclose(fam["dt"].astype(float), tgt)]
                 if len(c):
                     oracle[tgt] = (*_stats(100 * c["test_accuracy"].astype(float)), sorted(c["run"]))
+                r = retuned_oracle(trains, dataset, neuron, family, tgt)
+                if r is not None:
+                    retuned[tgt] = r
         out.append({"dataset": dataset, "neuron": neuron, "src_dt": float(src_dt), "group": group,
                     "recipe": b["source_recipe"].dropna().iloc[0] if "source_recipe" in b.columns
                     and b["source_recipe"].notna().any() else None,
                     "source": (*_stats(100 * src["test_accuracy"].astype(float)), sorted(src["run"])) if len(src)
                     else _source_from_adapt(b),
                     "tgts": tgts, "rows": sorted({(m, s) for m, s, _ in cells}, key=lambda k: (_method_key(k[0]), k[1])),
-                    "cells": cells, "oracle": oracle})
+                    "cells": cells, "oracle": oracle, "retuned": retuned})
     _label_recipes(out)
     return out
+
+
+def _is_retuned(rec) -> bool:
+    return isinstance(rec, dict) and rec.get(RETUNED[0]) == RETUNED[1]
+
+
+def _setting(rec: dict, base: dict | None) -> str:
+    """How recipe ``rec`` differs from ``base`` (``key=value, ...``), ``dt`` and the retuned mark left out."""
+    if not isinstance(rec, dict):
+        return "?"
+    base = base if isinstance(base, dict) else {}
+    keys = sorted(k for k in set(rec) | set(base) if k not in _SETTING_SKIP and rec.get(k) != base.get(k))
+    return ", ".join(f"{k}={rec.get(k)}" for k in keys) or "the same recipe"
+
+
+def retuned_oracle(trains: pd.DataFrame, dataset: str, neuron: str, family: str, dt: float) -> tuple | None:
+    """The re-tuned oracle at bin ``dt``: ``(mean, std, n, runs, setting, n_settings)`` in % or ``None``.
+
+    Candidates are the recipes trained at ``dt`` for this dataset and neuron that are marked
+    ``study.recipe: retuned`` (one per searched setting), plus the same recipe as the source (``family``).
+    The chosen one has the best validation accuracy (``best_val_accuracy``) of its lowest seed, the seed every
+    setting of a search runs (ties: the same recipe, then the recipe id): the selection never reads a test
+    number.  Its row averages the test accuracy of all its seeds.  ``None`` when no candidate is marked
+    retuned (the plain oracle row already holds the same recipe)."""
+    if not len(trains) or "recipe" not in trains.columns:
+        return None
+    at = trains[(trains["dataset"] == dataset) & (trains["neuron"] == neuron)
+                & np.isclose(trains["dt"].astype(float), dt)]
+    marked = at["recipe"].map(_is_retuned)
+    if not marked.any():
+        return None
+    cands = at[marked | (at["family"] == family)]
+    best, best_key = None, None
+    for group, g in cands.groupby("group", sort=True):
+        first = g.sort_values("seed").iloc[0] if "seed" in g.columns else g.iloc[0]
+        val = first.get("best_val_accuracy")
+        if val is None or (isinstance(val, float) and math.isnan(val)):
+            continue
+        key = (float(val), bool((g["family"] == family).any()), group)
+        if best_key is None or key[:2] > best_key[:2]:
+            best, best_key = g, key
+    if best is None:
+        return None
+    source_like = trains[(trains["family"] == family) & (trains["dataset"] == dataset)]
+    base = source_like["recipe"].iloc[0] if len(source_like) else None
+    return (*_stats(100 * best["test_accuracy"].astype(float)), sorted(best["run"]),
+            _setting(best["recipe"].iloc[0], base), int(cands["group"].nunique()))
 
 
 def _source_from_adapt(b: pd.DataFrame) -> tuple:
@@ -207,7 +263,8 @@ def markdown(bl: list[dict]) -> str:
     """The paper-style tables: per block, method x spike step against rho, ``mean ± std (n)`` in %,
     the best adapted cell per column in bold, oracle rows, and the training runs behind each block."""
     lines = ["Test accuracy (%) as mean ± std (n), n = seeds (one source network each); **bold**: the best "
-             "adapted network per column; oracle: trained directly at the target bin with the same recipe.", ""]
+             "adapted network per column; oracle: trained directly at the target bin with the same recipe; "
+             "re-tuned oracle: the setting with the best validation accuracy among those searched at that bin.", ""]
     for b in bl:
         mean, std, n, src_runs = b["source"]
         lines.append(f"**{_title(b)}**")
@@ -229,11 +286,20 @@ def markdown(bl: list[dict]) -> str:
                 mu, sd, k, _ = b["cells"][(m, s, t)]
                 cs.append(cell(mu, sd, k, bold=k > 0 and best[t] is not None and round(mu, 1) == round(best[t], 1)))
             lines.append(f"| {m} | {s} | " + " | ".join(cs) + " |")
+        notes = []
         if b["oracle"]:
             cs = [cell(*b["oracle"][t][:3]) if t in b["oracle"] else "" for t in cols]
             lines.append("| *oracle: trained at target* | bin | " + " | ".join(cs) + " |")
             runs = sorted({r for v in b["oracle"].values() for r in v[3]})
-            lines += ["", "Oracle runs: " + ", ".join(f"`{r}`" for r in runs)]
+            notes.append("Oracle runs: " + ", ".join(f"`{r}`" for r in runs))
+        if b.get("retuned"):
+            at = b["retuned"]
+            lines.append("| *oracle: re-tuned at target* | bin | "
+                         + " | ".join(cell(*at[t][:3]) if t in at else "" for t in cols) + " |")
+            notes += [f"Re-tuned oracle at {_ms(t)}: {at[t][4]} (the best validation accuracy of {at[t][5]} "
+                      "settings); runs: " + ", ".join(f"`{r}`" for r in at[t][3]) for t in sorted(at)]
+        for note in notes:
+            lines += ["", note]
         lines.append("")
     return "\n".join(lines)
 
@@ -256,6 +322,10 @@ def long_table(bl: list[dict]) -> pd.DataFrame:
         for t, (mu, sd, k, runs) in sorted(b["oracle"].items()):
             rows.append({**base, "row": "oracle", "spikes": "bin", "tgt_dt_ms": round(t * 1e3, 6),
                          "rho": t / b["src_dt"], "mean_pct": mu, "std_pct": sd, "n": k, "runs": ";".join(runs)})
+        for t, (mu, sd, k, runs, setting, _) in sorted(b.get("retuned", {}).items()):
+            rows.append({**base, "row": "oracle_retuned", "spikes": "bin", "tgt_dt_ms": round(t * 1e3, 6),
+                         "rho": t / b["src_dt"], "mean_pct": mu, "std_pct": sd, "n": k, "runs": ";".join(runs),
+                         "setting": setting})
     t = pd.DataFrame(rows)
     for c in ("mean_pct", "std_pct", "rho"):
         t[c] = t[c].astype(float).round(4)
@@ -320,8 +390,8 @@ def plot(bl: list[dict], path: Path, title: str | None = None) -> Path:
 
 def figure(bl: list[dict], title: str | None = None):
     """Accuracy against rho (log scale, a tick at every measured rho), one panel per block: every method
-    and spike step with error bars (std over seeds), the oracle as a black line, the source marked with its
-    accuracy.  Series are shifted slightly along rho so that coinciding lines stay distinguishable."""
+    and spike step with error bars (std over seeds), the oracle as a black line (the re-tuned one dashed), the
+    source marked with its accuracy.  Series are shifted slightly along rho so that coinciding lines stay distinguishable."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -354,6 +424,13 @@ def figure(bl: list[dict], title: str | None = None):
                 h = ax.errorbar(seg, [pts[r][0] for r in seg], yerr=[pts[r][1] if pts[r][2] > 1 else 0 for r in seg],
                                 color="black", marker="x", linestyle="-", linewidth=2.2, capsize=3, zorder=5)
                 handles.setdefault("oracle: trained at target", h)
+        if b.get("retuned"):
+            pts = {t / b["src_dt"]: v for t, v in b["retuned"].items()}
+            for seg in _segments(rhos, pts):
+                h = ax.errorbar(seg, [pts[r][0] for r in seg], yerr=[pts[r][1] if pts[r][2] > 1 else 0 for r in seg],
+                                color="black", marker="+", markersize=9, linestyle="--", linewidth=1.6, capsize=3,
+                                zorder=5)
+                handles.setdefault("oracle: re-tuned at target", h)
         mean, std, n, _ = b["source"]
         ax.axvline(1.0, color="0.5", linestyle=":", linewidth=1)
         if n:

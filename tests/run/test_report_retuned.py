@@ -1,0 +1,74 @@
+"""The report's re-tuned oracle: chosen on validation accuracy among the searched settings and the same recipe."""
+
+import pandas as pd
+import pytest
+
+from snnta.run.folders import recipe_id
+from snnta.run.report import blocks, collect, figure, write_report
+from snnta.util.io import write_json
+
+SOURCE = {"dt": "4ms", "study.recipe": "source", "train.lr": 0.002, "model.w_in_gain": 20.0}
+
+
+def _rec(dt, **changes):
+    return {**SOURCE, "dt": dt, **changes}
+
+
+def _train(root, run, rec, seed, val, test):
+    dt = float(rec["dt"].removesuffix("ms")) / 1e3
+    write_json(root / run / "metrics.json", {"kind": "train", "dataset": "randman", "neuron": "lif", "dt": dt,
+                                             "seed": seed, "recipe": rec, "recipe_id": recipe_id(rec),
+                                             "best_val_accuracy": val, "test_accuracy": test})
+
+
+def _runs(root, same_recipe_val=0.80):
+    for seed, test in ((0, 0.90), (1, 0.92)):
+        _train(root, f"train/src_s{seed}", SOURCE, seed, 0.9, test)
+        write_json(root / f"adapt/s{seed}_2ms" / "metrics.json",
+                   {"kind": "adapt", "dataset": "randman", "neuron": "lif", "src_dt": 0.004, "tgt_dt": 0.002,
+                    "rho": 0.5, "method": "euler", "spikes": "source", "status": "ok",
+                    "source_run": str(root / f"train/src_s{seed}"), "source_recipe": SOURCE,
+                    "source_recipe_id": recipe_id(SOURCE), "test_accuracy": 0.88})
+        write_json(root / f"adapt/s{seed}_8ms" / "metrics.json",
+                   {"kind": "adapt", "dataset": "randman", "neuron": "lif", "src_dt": 0.004, "tgt_dt": 0.008,
+                    "rho": 2.0, "method": "euler", "spikes": "source", "status": "ok",
+                    "source_run": str(root / f"train/src_s{seed}"), "source_recipe": SOURCE,
+                    "source_recipe_id": recipe_id(SOURCE), "test_accuracy": 0.80})
+    _train(root, "train/same_2ms_s0", _rec("2ms"), 0, same_recipe_val, 0.70)      # the same-recipe oracle
+    _train(root, "train/same_8ms_s0", _rec("8ms"), 0, 0.9, 0.91)
+    tuned = dict(_rec("2ms"), **{"study.recipe": "retuned"})
+    # setting A: the best validation accuracy of seed 0; two seeds
+    _train(root, "retune/a_s0", {**tuned, "train.lr": 0.001}, 0, 0.90, 0.85)
+    _train(root, "retune/a_s1", {**tuned, "train.lr": 0.001}, 1, 0.50, 0.87)   # a later seed's val is not read
+    # setting B: the best test accuracy, a worse validation accuracy: never chosen
+    _train(root, "retune/b_s0", {**tuned, "train.lr": 0.0005}, 0, 0.85, 0.99)
+
+
+def test_retuned_oracle_is_chosen_on_validation_and_averages_its_seeds(tmp_path):
+    root = tmp_path / "runs"
+    _runs(root)
+    (b,) = blocks(collect(root))
+    mean, std, n, runs, setting, n_settings = b["retuned"][0.002]
+    assert (round(mean, 1), round(std, 1), n) == (86.0, 1.4, 2)
+    assert runs == ["retune/a_s0", "retune/a_s1"] and setting == "train.lr=0.001" and n_settings == 3
+    assert 0.008 not in b["retuned"]            # no setting searched there: the plain oracle row only
+    assert b["oracle"][0.002][:3] == (70.0, 0.0, 1)  # the same-recipe oracle row is kept beside it
+
+    write_report(root, tmp_path / "out")
+    md = (tmp_path / "out/accuracy.md").read_text()
+    assert "| *oracle: re-tuned at target* | bin | 86.0 ± 1.4 (2) |  |" in md, md
+    assert "| *oracle: trained at target* | bin | 70.0 (1) | 91.0 (1) |" in md, md
+    assert "Re-tuned oracle at 2ms: train.lr=0.001 (the best validation accuracy of 3 settings)" in md
+    cells = pd.read_csv(tmp_path / "out/accuracy.csv")
+    row = cells[cells["row"] == "oracle_retuned"]
+    assert len(row) == 1 and row["mean_pct"].iloc[0] == pytest.approx(86.0) and row["n"].iloc[0] == 2
+    labels = [t.get_text() for t in figure(blocks(collect(root))).legends[0].get_texts()]
+    assert "oracle: re-tuned at target" in labels and "oracle: trained at target" in labels
+
+
+def test_same_recipe_wins_the_search_when_its_validation_is_best(tmp_path):
+    root = tmp_path / "runs"
+    _runs(root, same_recipe_val=0.95)
+    (b,) = blocks(collect(root))
+    mean, _, n, runs, setting, _ = b["retuned"][0.002]
+    assert (mean, n, runs, setting) == (70.0, 1, ["train/same_2ms_s0"], "the same recipe")
