@@ -72,3 +72,22 @@ def test_same_recipe_wins_the_search_when_its_validation_is_best(tmp_path):
     (b,) = blocks(collect(root))
     mean, _, n, runs, setting, _ = b["retuned"][0.002]
     assert (mean, n, runs, setting) == (70.0, 1, ["train/same_2ms_s0"], "the same recipe")
+
+
+def test_study_analysis_bar_is_against_the_retuned_oracle_where_it_exists(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "study_analysis", Path(__file__).resolve().parents[2] / "scripts" / "study_analysis.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    root = tmp_path / "runs"
+    _runs(root)
+    df = collect(root)
+    train, adapt = df[df["kind"] == "train"], df[df["kind"] == "adapt"]
+    source = train[[r.get("study.recipe") == "source" for r in train["recipe"]]]
+    rows = {line.split(" | ")[1]: line for line in mod.bar_table(source, adapt, train) if line.startswith("| 1/2")
+            or line.startswith("| 2 ")}
+    assert "86.0 ± 1.4 (2): train.lr=0.001" in rows["2 ms"] and "| +2.0 | met vs re-tuned |" in rows["2 ms"]
+    assert "| -11.0 | missed vs same recipe (oracle n=1) |" in rows["8 ms"]
