@@ -239,3 +239,44 @@ def test_events_are_event_datasets(digits_dir):
 
     x = bin_batch(train, np.arange(4), 0.004)
     assert x.shape == (4, 250, 700) and float(x.sum()) == float(np.diff(train.offsets)[:4].sum())
+
+
+def test_mswc_cache_survives_another_path_to_the_same_folder(tmp_path, monkeypatch):
+    """The event cache is keyed by the clips' paths relative to the dataset root: the same data through a
+    relative root or a symlinked folder is not converted again (a 2,500-clip set takes minutes)."""
+    _write_mswc(tmp_path / "mswc", "en", ["yes"], per_set=1)
+    (tmp_path / "link").symlink_to(tmp_path / "mswc")
+    opts = dict(cache_dir=str(tmp_path / "cache"), words={"en": ["yes"]}, duration="1s", workers=1, progress=False,
+                skip_invalid=True)
+    train, _ = mswc.load(root=str(tmp_path / "mswc"), **opts)
+
+    def boom(*a, **k):
+        raise AssertionError("converted again")
+
+    monkeypatch.setattr(cochlea, "convert_many", boom)
+    again, _ = mswc.load(root=str(tmp_path / "link"), **opts)
+    monkeypatch.chdir(tmp_path)
+    relative, _ = mswc.load(root="mswc", **opts)
+    np.testing.assert_array_equal(again.times, train.times)
+    np.testing.assert_array_equal(relative.units, train.units)
+
+
+def _convert_in_a_loky_worker(n_jobs: int) -> int:
+    clips = [0.02 * (1 + i % 3) for i in range(70)]  # >= 64 clips: the worker pool is used
+    out = cochlea.convert_many(_tone, clips, "gammatone", 8, {}, 0, 0.1, 2, "tones", False)
+    return len(out)
+
+
+def _tone(length: float):
+    sr = 16000
+    t = np.arange(int(sr * length)) / sr
+    return 0.3 * np.sin(2 * np.pi * 440 * t), sr
+
+
+def test_convert_many_uses_its_worker_pool_inside_a_joblib_worker():
+    """A Hydra joblib sweep runs each job in a loky worker; converting a dataset there with workers > 1 used to
+    respawn dying pool workers forever ("cannot find context for 'loky'")."""
+    joblib = pytest.importorskip("joblib")
+    out = joblib.Parallel(n_jobs=2, backend="loky", timeout=120)(
+        joblib.delayed(_convert_in_a_loky_worker)(2) for _ in range(1))
+    assert out == [70]

@@ -225,5 +225,16 @@ def convert_many(audio_fn, jobs: list, frontend: str = "gammatone", n_channels: 
         return [_convert(w) for w in tqdm(work, **bar)]
     import multiprocessing as mp
 
-    with mp.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=init) as pool:
-        return list(tqdm(pool.imap(_convert, work, chunksize=8), **bar))
+    # A spawned child re-applies its parent's default start method; inside a joblib (loky) worker, as in a
+    # Hydra joblib sweep, that is "loky", which the child cannot find: every worker dies at start and the pool
+    # respawns them forever.  Make the default a standard one while the pool starts its workers.
+    before = mp.get_start_method(allow_none=True)
+    foreign = before is not None and before not in ("fork", "spawn", "forkserver")
+    if foreign:
+        mp.set_start_method("spawn", force=True)
+    try:
+        with mp.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=init) as pool:
+            return list(tqdm(pool.imap(_convert, work, chunksize=8), **bar))
+    finally:
+        if foreign:
+            mp.set_start_method(before, force=True)

@@ -40,6 +40,7 @@ and validated on every read (:mod:`snnta.data.cache`).  Where each format fact c
 from __future__ import annotations
 
 import csv
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -289,7 +290,9 @@ def load_config(cfg: MswcConfig, root: str | Path, cache_dir: str | Path | None 
     if not cfg.words and cfg.layout == "release":
         raise ConfigError("dataset.words must map languages to word lists, e.g. {en: [yes, down], de: [nein, links]}")
     rows, classes = select_clips(root, cfg.words, cfg.max_per_class, cfg.seed, cfg.layout, cfg.skip_invalid)
-    sources = [(r["path"], Path(r["path"]).stat().st_size) for r in rows]
+    # clips named relative to root: the same data reached through another path (a relative root, a moved or
+    # linked data folder) keeps its cache
+    sources = [(Path(os.path.relpath(r["path"], root)).as_posix(), Path(r["path"]).stat().st_size) for r in rows]
     key = cache.config_key({"config": cfg.cache_dict(), "sources": sources})
     folder = Path(cache_dir if cache_dir is not None else root / ".snnta_cache") / f"{name}-{key}"
 
