@@ -1,7 +1,8 @@
 """Adapt a trained model to another bin width: the deployment of a model at a ``dt``.
 
 A :class:`Deployment` is a model's weights plus one set of per-step parameters per population and the
-spike step, i.e. everything needed to run it on data binned at ``dt``.
+spike step, i.e. everything needed to run it on data binned at ``dt``; a re-binned one (``method=rebin``)
+also says how its input bins map onto the network's own steps (``split``, ``merge``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import torch
 from snnta.core import ssm
 from snnta.core.units import check_dt
 from snnta.errors import AdaptationError
-from snnta.core.methods import adapt_params, check_ratio, get_method, spike_step
+from snnta.core.methods import REBIN, adapt_params, check_ratio, get_method, spike_step
 from snnta.core.model import SNNClassifier
 from snnta.core.neurons.step import SpikeStep, StepParams
 
@@ -28,6 +29,8 @@ class Deployment:
     spikes: str = "bin"
     src_dt: float | None = None
     report: dict = field(default_factory=dict)
+    split: int = 1   # network steps per input bin (rebin, coarser input)
+    merge: int = 1   # input bins per network step (rebin, finer input)
 
     @property
     def rho(self) -> float:
@@ -39,8 +42,42 @@ class Deployment:
         self.params = [p.to(device) for p in self.params]
         return self
 
+    @property
+    def rebinned(self) -> bool:
+        return self.split != 1 or self.merge != 1
+
     def __call__(self, x: torch.Tensor, return_spikes: bool = False):
+        if self.rebinned:
+            x = rebin_input(x, self.split, self.merge)
         return self.model(x, self.params, self.spike_step, return_spikes=return_spikes)
+
+
+def rebin_input(x: torch.Tensor, split: int = 1, merge: int = 1) -> torch.Tensor:
+    """Counts ``x [B, T, C]`` per input bin -> counts per network step.
+
+    ``merge = m``: ``y[k] = sum_{j<m} x[m k + j]`` (``T`` divisible by ``m``): exactly the counts of a bin ``m``
+    times wider.  ``split = m``: ``y[m k + j] = x[k] / m`` for ``j < m``: each bin's events spread evenly over
+    ``m`` steps, the expected count per step when the events fall at uniformly random times in the bin."""
+    if split < 1 or merge < 1 or (split > 1 and merge > 1):
+        raise ValueError(f"rebin_input: need split >= 1, merge >= 1, not both > 1; got {split}, {merge}")
+    if merge > 1:
+        b, t, c = x.shape
+        if t % merge:
+            raise ValueError(f"rebin_input: {t} bins do not group into steps of {merge}")
+        x = x.reshape(b, t // merge, merge, c).sum(2)
+    if split > 1:
+        x = x.repeat_interleave(split, dim=1) / split
+    return x
+
+
+def _rebin_factors(rho: float) -> tuple[int, int]:
+    """``(split, merge)`` for ``rho = dt_T / dt_S``: an integer or the inverse of one, else AdaptationError."""
+    m = round(rho) if rho >= 1 else round(1 / rho)
+    if m < 1 or abs((m if rho >= 1 else 1 / m) - rho) > 1e-9 * max(rho, 1):
+        raise AdaptationError(f"rebin: rho={rho:.6g} is neither an integer nor the inverse of one; the input bins "
+                              "cannot be re-binned to the source bin (choose tgt_dt = the source bin times or over "
+                              "an integer)")
+    return (m, 1) if rho >= 1 else (1, m)
 
 
 def deploy(model: SNNClassifier, dt: float) -> Deployment:
@@ -77,11 +114,14 @@ def adapt_model(source: Deployment, tgt_dt: float, method: str, spikes: str = "b
 
     ``method`` maps the linear part (see :mod:`snnta.core.methods`; ``custom`` with ``decay`` and
     ``reading``); ``spikes`` picks the spike step (``bin``: one spike per target bin; ``source``: the
-    source's spike budget, at most one spike per source bin on average).
+    source's spike budget, at most one spike per source bin on average).  ``method=rebin``:
+    :func:`rebin_model`.
     """
     m = get_method(method, decay, reading)
     rho = check_ratio(source.dt, tgt_dt)
     tgt_dt = check_dt(tgt_dt, "tgt_dt")
+    if m is REBIN:
+        return rebin_model(source, tgt_dt, spikes)
     step = spike_step(spikes, rho)
     check_unaliased(source, m)
     params, clamped = [], 0
@@ -93,3 +133,20 @@ def adapt_model(source: Deployment, tgt_dt: float, method: str, spikes: str = "b
                       {"clamped_decays": clamped, "rho": rho, "max_spikes": step.max_spikes,
                        "refractory_bins": step.refractory, "spike_budget": step.budget,
                        "decay": m.decay, "input": m.input})
+
+
+def rebin_model(source: Deployment, tgt_dt: float, spikes: str = "bin") -> Deployment:
+    """``method=rebin``: the source network unchanged (its per-step parameters and spike step at its own
+    bin ``dt_S``), fed input binned at ``tgt_dt`` through :func:`rebin_input`: with ``rho = dt_T / dt_S = m`` it
+    steps ``m`` times per input bin, with ``rho = 1/m`` once per ``m`` input bins (which is exactly the source
+    network on its own binning).  Only integer ``m``; the spike step is the source's own, so ``spikes=bin``."""
+    rho = check_ratio(source.dt, tgt_dt)
+    if spikes != "bin":
+        raise AdaptationError(f"rebin keeps the source network at its own bin and spike step; spikes={spikes} does "
+                              "not apply (use spikes=bin)")
+    split, merge = _rebin_factors(rho)
+    step = source.spike_step
+    return Deployment(source.model, list(source.params), float(tgt_dt), step, REBIN.name, spikes, source.dt,
+                      {"clamped_decays": 0, "rho": rho, "max_spikes": step.max_spikes,
+                       "refractory_bins": step.refractory, "spike_budget": step.budget, "decay": None,
+                       "input": REBIN.input, "split": split, "merge": merge}, split, merge)

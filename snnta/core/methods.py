@@ -27,7 +27,10 @@ name                decay      reading      notes
 ``bilinear``        bilinear   level        Tustin's rule for a level input
 ==================  =========  ===========  =================================================
 
-``custom`` with ``decay=`` and ``reading=`` reaches the other cells.  Threshold and reset are jumps in
+``custom`` with ``decay=`` and ``reading=`` reaches the other cells.  ``rebin`` is not a parameter map: it
+keeps the source network as it is, running at its own bin, and re-bins the input instead (a target bin
+spread evenly over ``rho`` source bins, or ``1/rho`` target bins summed into one;
+:func:`snnta.core.deployment.rebin_input`), for deployments whose clock may differ from the sensor's bin.  Threshold and reset are jumps in
 state units and do not depend on ``dt``: every method keeps them (``tau`` rebuilds the reset only where
 the neuron's usual form folds a decay into it, e.g. Bittar & Garner's adLIF).  Recurrent spikes enter
 through ``B_bar`` like any input and follow the same reading.  Derivations and failure modes:
@@ -63,8 +66,8 @@ class Method:
 
     @property
     def input(self) -> str:
-        """How a bin's count is read: ``level``, ``impulse``, ``expectation`` or ``as trained``."""
-        return self.reading or "as trained"
+        """How a bin's count is read: ``level``, ``impulse``, ``expectation``, ``as trained`` or ``re-binned``."""
+        return "re-binned" if self.name == "rebin" else self.reading or "as trained"
 
     @property
     def cell(self) -> tuple[str | None, str | None]:
@@ -82,14 +85,16 @@ METHODS: dict[str, Method] = {m.name: m for m in (
 )}
 ALIASES = {"zoh": "integral"}
 CUSTOM = "custom"
-NAMES = tuple(METHODS) + tuple(ALIASES)
+#: not a parameter map: the source network unchanged at its own bin, the input re-binned to it
+REBIN = Method("rebin", None, None, "source network unchanged at its own bin; input re-binned to the source bin")
+NAMES = tuple(METHODS) + tuple(ALIASES) + (REBIN.name,)
 
 
 def method_choices() -> str:
     """The method names for messages and help, in registry order: ``none, tau, integral (alias zoh), ...``."""
     aliases = {v: k for k, v in ALIASES.items()}
     names = [f"{n} (alias {aliases[n]})" if n in aliases else n for n in METHODS]
-    return ", ".join(names + [f"{CUSTOM} (with decay= and reading=)"])
+    return ", ".join(names + [REBIN.name, f"{CUSTOM} (with decay= and reading=)"])
 
 
 def get_method(name: str, decay: str | None = None, reading: str | None = None) -> Method:
@@ -105,6 +110,8 @@ def get_method(name: str, decay: str | None = None, reading: str | None = None) 
         return Method(f"{decay}+{reading}", decay, reading, f"custom cell: {decay} decay, {reading} reading")
     if decay is not None or reading is not None:
         raise ConfigError(f"decay=/reading= go with method=custom; method={name} fixes them")
+    if name == REBIN.name:
+        return REBIN
     key = ALIASES.get(name, name)
     if key not in METHODS:
         # a custom cell's own name, e.g. 'euler+level', as written in metrics and checkpoints

@@ -154,6 +154,9 @@ def to_nir(dep: Deployment, rule: str = "zoh", dataset: dict | None = None) -> "
     """
     _need_nir()
     _check_rule(rule)
+    if getattr(dep, "rebinned", False):
+        raise ConfigError("export: a method=rebin deployment is its source network run on re-binned input; "
+                          "export the source checkpoint instead")
     model = dep.model
     pops = model.populations()
     nodes = {"input": nir.Input(input_type={"input": np.array([model.cfg.n_in])})}

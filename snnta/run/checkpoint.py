@@ -33,6 +33,7 @@ def save_checkpoint(path: str | os.PathLike, dep: Deployment, dataset: dict, met
         "spikes": dep.spikes,
         "spike_step": [dep.spike_step.max_spikes, dep.spike_step.refractory, dep.spike_step.budget,
                        dep.spike_step.capacity],
+        "rebin": [dep.split, dep.merge],
         "step_params": [{k: (v.detach().cpu() if torch.is_tensor(v) else v) for k, v in p.to_dict().items()}
                         for p in dep.params],
         "dataset": _plain(dataset),
@@ -86,7 +87,8 @@ def load_checkpoint(path: str | os.PathLike, expect_model: dict | None = None) -
     if len(params) != len(model.populations()):
         raise CheckpointError(f"checkpoint {path}: {len(params)} per-step parameter sets for "
                               f"{len(model.populations())} populations")
+    split, merge = obj.get("rebin", (1, 1))  # absent in checkpoints written before method=rebin
     dep = Deployment(model, params, float(obj["dt"]), SpikeStep(*obj["spike_step"]), obj["method"],
-                     obj["spikes"], obj["src_dt"])
+                     obj["spikes"], obj["src_dt"], split=int(split), merge=int(merge))
     info = {k: v for k, v in obj.items() if k not in ("state_dict", "step_params")}
     return dep, info

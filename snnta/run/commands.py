@@ -218,6 +218,11 @@ def _complete(out: Path, command: str) -> dict | None:
 def _budget(dep: Deployment, spikes: str) -> str:
     """The spike step a deployment ended up with, in words."""
     st = dep.spike_step
+    if dep.rebinned:
+        how = (f"each {format_duration(dep.dt)} input bin spread over {dep.split} steps" if dep.split > 1
+               else f"{dep.merge} input bins summed per step")
+        return (f"method=rebin: the source network at its own {format_duration(dep.src_dt)} bin ({how}), "
+                f"at most {st.max_spikes} spike(s) per {format_duration(dep.src_dt)} step")
     text = f"spikes={spikes}: at most {st.max_spikes} spike(s) per {format_duration(dep.dt)} bin"
     if st.refractory:
         text += f", then {st.refractory} refractory bin(s)"

@@ -23,13 +23,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from snnta.core.methods import METHODS
+from snnta.core.methods import METHODS, REBIN
 from snnta.errors import ConfigError
 from snnta.run.folders import normalize_recipe, recipe_id
 from snnta.util.io import atomic_write, write_text
 
 #: methods in the registry's order (rows of the tables, colors of the plot)
-METHOD_ORDER = list(METHODS)
+METHOD_ORDER = list(METHODS) + [REBIN.name]
 #: columns of runs.csv: what a run is and how it scored (no times, versions or absolute paths)
 RUN_COLUMNS = ["run", "kind", "status", "dataset", "neuron", "dt", "src_dt", "tgt_dt", "rho", "method", "spikes",
                "max_spikes", "refractory_bins", "clamped_decays", "seed", "recipe_id", "source_recipe_id",

@@ -62,7 +62,7 @@ def test_only_the_cli_imports_hydra():
 
 def test_method_configs_match_the_registry():
     names = {p.stem for p in (CONFIGS / "method").glob("*.yaml")}
-    assert names == set(METHODS) | set(ALIASES) | {"custom"}
+    assert names == set(METHODS) | set(ALIASES) | {"custom", "rebin"}
     for p in (CONFIGS / "method").glob("*.yaml"):
         if p.stem != "custom":
             assert get_method(p.stem).name in p.read_text()

@@ -142,3 +142,14 @@ def test_a_run_stored_before_a_new_option_is_the_same_run(tmp_path):
 
     assert recipe({**old, "train": {**old["train"], "event_dropout": 0.0}}) == recipe(old)  # the same recipe id
     assert recipe({**old, "train": {**old["train"], "event_dropout": 0.3}}) != recipe(old)
+
+
+def test_adapt_command_rebin_records_the_source_network_and_refuses_spikes_source(trained, tmp_path, capsys):
+    root, metrics = trained
+    fine = commands.adapt(adapt_cfg(root, tgt_dt="1ms", method={"name": "rebin"}), tmp_path / "fine")
+    assert fine["method"] == "rebin" and fine["status"] == "ok" and fine["rho"] == pytest.approx(0.25)
+    assert fine["test_accuracy"] == pytest.approx(metrics["test_accuracy"])  # 4 bins summed: the source itself
+    assert "the source network at its own 4ms bin (4 input bins summed per step)" in capsys.readouterr().out
+    failed = commands.adapt(adapt_cfg(root, tgt_dt="8ms", method={"name": "rebin"}, spikes="source"),
+                            tmp_path / "src", multirun=True)
+    assert failed["status"] == "failed" and "spikes=source does not apply" in failed["error"]

@@ -208,8 +208,8 @@ def test_slurm_launcher_config_composes():
 @pytest.mark.parametrize("experiment", sorted(p.stem for p in (Path(__file__).parents[2] / "configs" / "experiment")
                                                .glob("*_adapt*.yaml")))
 def test_adapt_sweeps_run_every_named_method_once(experiment):
-    """The method glob of every adaptation sweep expands to the registry's named methods: no alias twice
-    (zoh = integral) and no ``custom``, which needs decay= and reading= and would fail its job."""
+    """The method glob of every adaptation sweep expands to the registry's named methods and ``rebin``: no alias
+    twice (zoh = integral) and no ``custom``, which needs decay= and reading= and would fail its job."""
     from hydra import compose, initialize_config_dir
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
@@ -225,4 +225,4 @@ def test_adapt_sweeps_run_every_named_method_once(experiment):
         return
     options = sorted(p.stem for p in (config_dir() / "method").glob("*.yaml"))
     names = swept.filter(options) if hasattr(swept, "filter") else list(swept)
-    assert sorted(names) == sorted(METHODS)
+    assert sorted(names) == sorted([*METHODS, "rebin"])
