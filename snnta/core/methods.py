@@ -87,7 +87,8 @@ ALIASES = {"zoh": "integral"}
 CUSTOM = "custom"
 #: not a parameter map: the source network unchanged at its own bin, the input re-binned to it
 REBIN = Method("rebin", None, None, "source network unchanged at its own bin; input re-binned to the source bin")
-NAMES = tuple(METHODS) + tuple(ALIASES) + (REBIN.name,)
+#: the names of the parameter maps (``rebin`` is not one)
+NAMES = tuple(METHODS) + tuple(ALIASES)
 
 
 def method_choices() -> str:
@@ -166,6 +167,9 @@ def adapt_params(params: StepParams, dt_tgt: float, method: str | Method, decay:
     :class:`AdaptationError`.
     """
     m = method if isinstance(method, Method) else get_method(method, decay, reading)
+    if m.name == REBIN.name:
+        raise ConfigError("method=rebin maps no parameters (the source network runs at its own bin on re-binned "
+                          "input): use snnta.core.deployment.adapt_model")
     check_ratio(params.dt, dt_tgt)
     dt_tgt = check_dt(dt_tgt, "tgt_dt")
     rho = dt_tgt / params.dt

@@ -71,6 +71,16 @@ def test_rebin_refuses_non_integer_ratios_and_another_spike_step(setup):
         adapt_model(source, 2 * DT, "rebin", spikes="source")
 
 
+def test_rebin_is_not_a_parameter_map(setup):
+    from snnta.core.methods import NAMES, adapt_params
+    from snnta.errors import ConfigError
+
+    _, source = setup
+    assert "rebin" not in NAMES
+    with pytest.raises(ConfigError, match="method=rebin maps no parameters"):
+        adapt_params(source.params[0], 2 * DT, "rebin")
+
+
 def test_rebin_checkpoint_round_trip(setup, tmp_path):
     from snnta.run.checkpoint import load_checkpoint, save_checkpoint
 
