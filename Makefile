@@ -45,13 +45,13 @@ define study
 endef
 
 # The study (issue 14, results/study/README.md): for each dataset the training sweeps (sources, oracles,
-# mixed time-step networks), then the adaptation sweeps, then the report.  Hours of compute: stop it any
+# the re-tuned oracles' search, mixed time-step networks), then the adaptation sweeps, then the report.  Hours of compute: stop it any
 # time; the same command resumes (finished runs are skipped, interrupted ones continue from their last epoch).
 STUDY_DATASETS ?= spoken_digits
 STUDY_JOBS     ?= 2
 study: $(STAMP)
 	for d in $(STUDY_DATASETS); do \
-	  for e in sources oracles mixed; do \
+	  for e in sources oracles retune mixed; do \
 	    $(BIN)/snnta train -m +experiment=$${d}_$$e hydra.launcher.n_jobs=$(STUDY_JOBS) || exit 1; done; \
 	  for e in adapt adapt_8ms adapt_mixed; do \
 	    $(BIN)/snnta adapt -m +experiment=$${d}_$$e hydra.launcher.n_jobs=$(STUDY_JOBS) || exit 1; done; \

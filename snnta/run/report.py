@@ -262,9 +262,11 @@ def _title(b: dict) -> str:
 def markdown(bl: list[dict]) -> str:
     """The paper-style tables: per block, method x spike step against rho, ``mean ± std (n)`` in %,
     the best adapted cell per column in bold, oracle rows, and the training runs behind each block."""
+    retuned = " re-tuned oracle: the setting with the best validation accuracy among those searched at that " \
+        "bin." if any(b.get("retuned") for b in bl) else ""
     lines = ["Test accuracy (%) as mean ± std (n), n = seeds (one source network each); **bold**: the best "
-             "adapted network per column; oracle: trained directly at the target bin with the same recipe; "
-             "re-tuned oracle: the setting with the best validation accuracy among those searched at that bin.", ""]
+             "adapted network per column; oracle: trained directly at the target bin with the same recipe." + retuned,
+             ""]
     for b in bl:
         mean, std, n, src_runs = b["source"]
         lines.append(f"**{_title(b)}**")
