@@ -84,10 +84,15 @@ def test_study_analysis_bar_is_against_the_retuned_oracle_where_it_exists(tmp_pa
     spec.loader.exec_module(mod)
     root = tmp_path / "runs"
     _runs(root)
+    write_json(root / "adapt/s0_2ms_rebin" / "metrics.json",  # shown beside the best, never counted as it
+               {"kind": "adapt", "dataset": "randman", "neuron": "lif", "src_dt": 0.004, "tgt_dt": 0.002, "rho": 0.5,
+                "method": "rebin", "spikes": "bin", "status": "ok", "source_run": str(root / "train/src_s0"),
+                "source_recipe": SOURCE, "source_recipe_id": recipe_id(SOURCE), "test_accuracy": 0.99})
     df = collect(root)
     train, adapt = df[df["kind"] == "train"], df[df["kind"] == "adapt"]
     source = train[[r.get("study.recipe") == "source" for r in train["recipe"]]]
     rows = {line.split(" | ")[1]: line for line in mod.bar_table(source, adapt, train) if line.startswith("| 1/2")
             or line.startswith("| 2 ")}
     assert "86.0 ± 1.4 (2): train.lr=0.001" in rows["2 ms"] and "| +2.0 | met vs re-tuned |" in rows["2 ms"]
+    assert "**euler: 88.0 ± 0.0 (2)**" in rows["2 ms"] and "| 99.0 (1) | 70.0 (1) |" in rows["2 ms"]
     assert "| -11.0 | missed vs same recipe (oracle n=1) |" in rows["8 ms"]
