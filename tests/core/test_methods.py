@@ -534,3 +534,22 @@ def test_euler_no_warning_without_clamping():
         warnings.simplefilter("error")
         _, report = adapt_params(p, 4 * DT_S, "euler")
     assert report == {"clamped": 0}
+
+
+def test_euler_going_coarser_destabilizes_a_fast_lightly_damped_resonator():
+    """docs/theory.md: euler maps an eigenvalue r e^{i theta} of A_S to 1 + rho (lambda - 1), unstable once
+    (rho - 1) theta^2 > 2 (1 - r) (small angles); the exact decay keeps |lambda|^rho < 1.  BRF at 4 ms as in the
+    study, 20-30 Hz: refused at rho = 4, kept at rho = 2 where the bound says stable."""
+    from snnta.core.neurons.resonate import BRF
+    from snnta.errors import AdaptationError
+
+    dt = 4e-3
+    spec = BRF(64, tau_min=0.1, tau_max=0.1, freq_min=20.0, freq_max=30.0).double()
+    p = spec.step_params(dt)
+    lam = torch.linalg.eigvals(p.A_bar)
+    theta, damping = lam.angle().abs().amax(-1), 1 - lam.abs().amax(-1)
+    assert ((4 - 1) * theta ** 2 > 2 * damping).all() and ((2 - 1) * theta ** 2 < 2 * damping).all()
+    with pytest.raises(AdaptationError, match=r"euler: the adapted transition of 64 neuron\(s\) is unstable"):
+        adapt(p, 4 * dt, "euler")
+    assert (torch.linalg.eigvals(adapt(p, 2 * dt, "euler").A_bar).abs() < 1).all()
+    assert (torch.linalg.eigvals(adapt(p, 4 * dt, "impulse").A_bar).abs() < 1).all()
