@@ -55,16 +55,17 @@ class Deployment:
 def rebin_input(x: torch.Tensor, split: int = 1, merge: int = 1) -> torch.Tensor:
     """Counts ``x [B, T, C]`` per input bin -> counts per network step.
 
-    ``merge = m``: ``y[k] = sum_{j<m} x[m k + j]`` (``T`` divisible by ``m``): exactly the counts of a bin ``m``
-    times wider.  ``split = m``: ``y[m k + j] = x[k] / m`` for ``j < m``: each bin's events spread evenly over
-    ``m`` steps, the expected count per step when the events fall at uniformly random times in the bin."""
+    ``merge = m``: ``y[k] = sum_{j<m} x[m k + j]``: exactly the counts of a bin ``m`` times wider (a last group
+    of fewer than ``m`` bins is summed as it is, like the wider binning's partial last bin).  ``split = m``:
+    ``y[m k + j] = x[k] / m`` for ``j < m``: each bin's events spread evenly over ``m`` steps, the expected
+    count per step when the events fall at uniformly random times in the bin."""
     if split < 1 or merge < 1 or (split > 1 and merge > 1):
         raise ValueError(f"rebin_input: need split >= 1, merge >= 1, not both > 1; got {split}, {merge}")
     if merge > 1:
         b, t, c = x.shape
         if t % merge:
-            raise ValueError(f"rebin_input: {t} bins do not group into steps of {merge}")
-        x = x.reshape(b, t // merge, merge, c).sum(2)
+            x = torch.cat([x, x.new_zeros(b, merge - t % merge, c)], dim=1)
+        x = x.reshape(b, -1, merge, c).sum(2)
     if split > 1:
         x = x.repeat_interleave(split, dim=1) / split
     return x
@@ -120,6 +121,9 @@ def adapt_model(source: Deployment, tgt_dt: float, method: str, spikes: str = "b
     m = get_method(method, decay, reading)
     rho = check_ratio(source.dt, tgt_dt)
     tgt_dt = check_dt(tgt_dt, "tgt_dt")
+    if source.rebinned:
+        raise AdaptationError("the source is a method=rebin deployment (its network steps at "
+                              f"{source.src_dt:g}s, not at its input bin); adapt its source checkpoint instead")
     if m is REBIN:
         return rebin_model(source, tgt_dt, spikes)
     step = spike_step(spikes, rho)

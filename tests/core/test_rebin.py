@@ -28,6 +28,15 @@ def test_merge_sums_fine_bins_into_the_coarse_binning(setup):
     assert torch.equal(rebin_input(fine, merge=4), coarse)  # integer counts: exact
 
 
+def test_merge_of_a_partial_last_group_matches_the_wider_binning():
+    """A duration that the source bin does not divide: the source's last bin is partial, and so is the last
+    group of fine bins; summed as they are, they give the source's binning exactly."""
+    _, test = make_randman(RandmanConfig(n_channels=12, n_classes=3, duration=0.098, n_train=3, n_test=4, seed=2))
+    idx = np.arange(len(test))
+    fine, coarse = bin_batch(test, idx, DT / 4), bin_batch(test, idx, DT)
+    assert fine.shape[1] % 4 and torch.equal(rebin_input(fine, merge=4), coarse)
+
+
 def test_split_spreads_each_count_evenly_and_keeps_the_total():
     x = torch.arange(2 * 3 * 2, dtype=torch.float32).reshape(2, 3, 2)
     y = rebin_input(x, split=4)
@@ -69,6 +78,8 @@ def test_rebin_refuses_non_integer_ratios_and_another_spike_step(setup):
         adapt_model(source, 1.5 * DT, "rebin")
     with pytest.raises(AdaptationError, match="spikes=source does not apply"):
         adapt_model(source, 2 * DT, "rebin", spikes="source")
+    with pytest.raises(AdaptationError, match="the source is a method=rebin deployment"):
+        adapt_model(adapt_model(source, 2 * DT, "rebin"), 4 * DT, "euler")
 
 
 def test_rebin_is_not_a_parameter_map(setup):
