@@ -202,7 +202,8 @@ def retuned_oracle(trains: pd.DataFrame, dataset: str, neuron: str, family: str,
     """The re-tuned oracle at bin ``dt``: ``(mean, std, n, runs, setting, n_settings)`` in % or ``None``.
 
     Candidates are the recipes trained at ``dt`` for this dataset and neuron that are marked
-    ``study.recipe: retuned`` (one per searched setting), plus the same recipe as the source (``family``).
+    ``study.recipe: retuned`` (one per searched setting), plus the same recipe as the source (``family``) and
+    the study's plain recipe (``study.recipe: source``).
     The chosen one has the best validation accuracy (``best_val_accuracy``) of its lowest seed, the seed every
     setting of a search runs (ties: the same recipe, then the recipe id): the selection never reads a test
     number.  Its row averages the test accuracy of all its seeds.  ``None`` when no candidate is marked
@@ -214,7 +215,10 @@ def retuned_oracle(trains: pd.DataFrame, dataset: str, neuron: str, family: str,
     marked = at["recipe"].map(_is_retuned)
     if not marked.any():
         return None
-    cands = at[marked | (at["family"] == family)]
+    # the study's plain recipe at this bin is a candidate too (for blocks whose own recipe was not trained
+    # there, e.g. mixed time-step networks)
+    plain = at["recipe"].map(lambda r: isinstance(r, dict) and r.get(RETUNED[0]) == "source")
+    cands = at[marked | plain | (at["family"] == family)]
     best, best_key = None, None
     for group, g in cands.groupby("group", sort=True):
         first = g.sort_values("seed").iloc[0] if "seed" in g.columns else g.iloc[0]
@@ -226,10 +230,14 @@ def retuned_oracle(trains: pd.DataFrame, dataset: str, neuron: str, family: str,
             best, best_key = g, key
     if best is None:
         return None
-    source_like = trains[(trains["family"] == family) & (trains["dataset"] == dataset)]
-    base = source_like["recipe"].iloc[0] if len(source_like) else None
-    return (*_stats(100 * best["test_accuracy"].astype(float)), sorted(best["run"]),
-            _setting(best["recipe"].iloc[0], base), int(cands["group"].nunique()))
+    unmarked = cands[~cands["recipe"].map(_is_retuned)]
+    own = unmarked[unmarked["family"] == family]
+    base = (own if len(own) else unmarked)["recipe"].iloc[0] if len(unmarked) else None
+    setting = _setting(best["recipe"].iloc[0], base)
+    if setting == "the same recipe" and not (best["family"] == family).any():
+        setting = "the study's plain recipe"
+    return (*_stats(100 * best["test_accuracy"].astype(float)), sorted(best["run"]), setting,
+            int(cands["group"].nunique()))
 
 
 def _source_from_adapt(b: pd.DataFrame) -> tuple:

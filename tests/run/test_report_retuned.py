@@ -96,3 +96,20 @@ def test_study_analysis_bar_is_against_the_retuned_oracle_where_it_exists(tmp_pa
     assert "86.0 ± 1.4 (2): train.lr=0.001" in rows["2 ms"] and "| +2.0 | met vs re-tuned |" in rows["2 ms"]
     assert "**euler: 88.0 ± 0.0 (2)**" in rows["2 ms"] and "| 99.0 (1) | 70.0 (1) |" in rows["2 ms"]
     assert "| -11.0 | missed vs same recipe (oracle n=1) |" in rows["8 ms"]
+
+
+def test_a_block_without_its_own_oracle_compares_with_the_plain_recipe_at_that_bin(tmp_path):
+    """A mixed time-step network's recipe is never trained at 2 ms: its re-tuned candidates are the searched
+    settings and the study's plain recipe there, and the label says which won."""
+    root = tmp_path / "runs"
+    _runs(root, same_recipe_val=0.95)
+    mixed = {**SOURCE, "train.dt_choices": ["2ms", "4ms"]}
+    _train(root, "train/mixed_s0", mixed, 0, 0.9, 0.9)
+    write_json(root / "adapt/mixed_2ms" / "metrics.json",
+               {"kind": "adapt", "dataset": "randman", "neuron": "lif", "src_dt": 0.004, "tgt_dt": 0.002, "rho": 0.5,
+                "method": "integral", "spikes": "bin", "status": "ok", "source_run": str(root / "train/mixed_s0"),
+                "source_recipe": mixed, "source_recipe_id": recipe_id(mixed), "test_accuracy": 0.8})
+    by_group = {b["group"]: b for b in blocks(collect(root))}
+    b = by_group[recipe_id(mixed)]
+    assert not b["oracle"] and b["retuned"][0.002][4] == "the study's plain recipe"
+    assert b["retuned"][0.002][3] == ["train/same_2ms_s0"] and b["retuned"][0.002][5] == 3
