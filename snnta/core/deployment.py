@@ -153,4 +153,4 @@ def rebin_model(source: Deployment, tgt_dt: float, spikes: str = "bin") -> Deplo
     return Deployment(source.model, list(source.params), float(tgt_dt), step, REBIN.name, spikes, source.dt,
                       {"clamped_decays": 0, "rho": rho, "max_spikes": step.max_spikes,
                        "refractory_bins": step.refractory, "spike_budget": step.budget, "decay": None,
-                       "input": REBIN.input, "split": split, "merge": merge}, split, merge)
+                       "input": "re-binned", "split": split, "merge": merge}, split, merge)

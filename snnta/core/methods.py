@@ -66,8 +66,8 @@ class Method:
 
     @property
     def input(self) -> str:
-        """How a bin's count is read: ``level``, ``impulse``, ``expectation``, ``as trained`` or ``re-binned``."""
-        return "re-binned" if self.name == "rebin" else self.reading or "as trained"
+        """How a bin's count is read: ``level``, ``impulse``, ``expectation`` or ``as trained``."""
+        return self.reading or "as trained"
 
     @property
     def cell(self) -> tuple[str | None, str | None]:

@@ -154,7 +154,7 @@ def to_nir(dep: Deployment, rule: str = "zoh", dataset: dict | None = None) -> "
     """
     _need_nir()
     _check_rule(rule)
-    if getattr(dep, "rebinned", False):
+    if dep.rebinned:
         raise ConfigError("export: a method=rebin deployment is its source network run on re-binned input; "
                           "export the source checkpoint instead")
     model = dep.model

@@ -53,6 +53,16 @@ def _rel(path: str | None, root: Path) -> str | None:
         return p.name if p.is_absolute() else p.as_posix()
 
 
+def _normalize(row: dict, rec_key: str, id_key: str):
+    """``row[rec_key]`` without keys added later at the value that runs stored before them ran with, and
+    ``row[id_key]`` recomputed where that changed it (:func:`snnta.run.folders.normalize_recipe`)."""
+    rec = row.get(rec_key)
+    if isinstance(rec, dict) and normalize_recipe(rec) != rec:
+        rec = row[rec_key] = normalize_recipe(rec)
+        row[id_key] = recipe_id(rec)
+    return rec
+
+
 def collect(folder: str | Path) -> pd.DataFrame:
     """Every ``metrics.json`` under ``folder`` as one row (unreadable files are skipped with a note).
 
@@ -80,20 +90,14 @@ def collect(folder: str | Path) -> pd.DataFrame:
         row["run"] = run_dir.relative_to(root).as_posix() or "."
         row["_run_abs"] = str(run_dir)
         if row.get("kind") == "train":
-            rec = row.get("recipe")
-            if isinstance(rec, dict) and normalize_recipe(rec) != rec:  # a key added later, at the value that runs
-                rec = row["recipe"] = normalize_recipe(rec)                # stored before it ran with: their id
-                row["recipe_id"] = recipe_id(rec)
+            rec = _normalize(row, "recipe", "recipe_id")
             row["group"] = row.get("recipe_id") or f"run:{run_dir}"
             row["family"] = recipe_id(rec, drop=("dt",)) if isinstance(rec, dict) else row["group"]
         else:
             src = row.get("source_run") or (str(Path(row["checkpoint"]).parent) if row.get("checkpoint") else None)
             row["_source_abs"] = str(Path(src).resolve()) if src else None
             row["source_run"] = _rel(src, root)
-            rec = row.get("source_recipe")
-            if isinstance(rec, dict) and normalize_recipe(rec) != rec:
-                rec = row["source_recipe"] = normalize_recipe(rec)
-                row["source_recipe_id"] = recipe_id(rec)
+            rec = _normalize(row, "source_recipe", "source_recipe_id")
             row["group"] = row.get("source_recipe_id") or (f"run:{row['_source_abs']}" if src else "unknown")
             row["family"] = recipe_id(rec, drop=("dt",)) if isinstance(rec, dict) else None
         rows.append(row)
@@ -225,8 +229,8 @@ def retuned_oracle(trains: pd.DataFrame, dataset: str, neuron: str, family: str,
         val = first.get("best_val_accuracy")
         if val is None or (isinstance(val, float) and math.isnan(val)):
             continue
-        key = (float(val), bool((g["family"] == family).any()), group)
-        if best_key is None or key[:2] > best_key[:2]:
+        key = (float(val), bool((g["family"] == family).any()))  # ties: the first group in id order stays
+        if best_key is None or key > best_key:
             best, best_key = g, key
     if best is None:
         return None
@@ -428,19 +432,14 @@ def figure(bl: list[dict], title: str | None = None):
                                 markersize=5, markerfacecolor=color if s == "bin" else "white", capsize=2,
                                 alpha=0.9)
                 handles.setdefault(f"{m} (spikes={s})", h)
-        if b["oracle"]:
-            pts = {t / b["src_dt"]: v for t, v in b["oracle"].items()}
+        for key, label, style in (("oracle", "oracle: trained at target", dict(marker="x", linestyle="-", linewidth=2.2)),
+                                  ("retuned", "oracle: re-tuned at target",
+                                   dict(marker="+", markersize=9, linestyle="--", linewidth=1.6))):
+            pts = {t / b["src_dt"]: v for t, v in b.get(key, {}).items()}
             for seg in _segments(rhos, pts):
                 h = ax.errorbar(seg, [pts[r][0] for r in seg], yerr=[pts[r][1] if pts[r][2] > 1 else 0 for r in seg],
-                                color="black", marker="x", linestyle="-", linewidth=2.2, capsize=3, zorder=5)
-                handles.setdefault("oracle: trained at target", h)
-        if b.get("retuned"):
-            pts = {t / b["src_dt"]: v for t, v in b["retuned"].items()}
-            for seg in _segments(rhos, pts):
-                h = ax.errorbar(seg, [pts[r][0] for r in seg], yerr=[pts[r][1] if pts[r][2] > 1 else 0 for r in seg],
-                                color="black", marker="+", markersize=9, linestyle="--", linewidth=1.6, capsize=3,
-                                zorder=5)
-                handles.setdefault("oracle: re-tuned at target", h)
+                                color="black", capsize=3, zorder=5, **style)
+                handles.setdefault(label, h)
         mean, std, n, _ = b["source"]
         ax.axvline(1.0, color="0.5", linestyle=":", linewidth=1)
         if n:
