@@ -38,6 +38,27 @@ LAUNCHERS = {"joblib": "hydra_plugins.hydra_joblib_launcher", "submitit_local": 
              "submitit_slurm": "hydra_plugins.hydra_submitit_launcher"}
 
 
+def per_neuron(kind: str, table, default):
+    """Config resolver ``${per_neuron:${neuron.kind},{adlif:[512]},[256]}``: the value for this neuron kind
+    from ``table``, else ``default``.  A recipe that differs by neuron stays one experiment config, and the
+    stored (resolved) config holds only the chosen value."""
+    from omegaconf import OmegaConf
+
+    value = table.get(kind, default)
+    return OmegaConf.create(value) if isinstance(value, (list, dict)) else value
+
+
+def register_resolvers() -> None:
+    """Make snnta's config resolvers known to OmegaConf (idempotent; also runs in every sweep worker,
+    which imports this module to unpickle the task)."""
+    from omegaconf import OmegaConf
+
+    OmegaConf.register_new_resolver("per_neuron", per_neuron, replace=True)
+
+
+register_resolvers()
+
+
 def config_dir() -> Path:
     """The ``configs/`` folder: ``$SNNTA_CONFIG_DIR`` or the one beside the package."""
     env = os.environ.get("SNNTA_CONFIG_DIR")

@@ -205,6 +205,35 @@ def test_slurm_launcher_config_composes():
     assert cfg.hydra.sweep.subdir == "lif_4ms_seed0" and cfg.model.train_rule == "zoh"
 
 
+def test_a_recipe_can_differ_by_neuron_through_the_per_neuron_resolver():
+    """spoken_keywords' recipe is width 512 for adLIF and 256 otherwise, in one experiment config; the
+    resolved config holds only the chosen width, and a command-line width still wins."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from snnta.cli import config_dir, per_neuron
+
+    def hidden(*overrides):
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+            cfg = compose("train", overrides=["+experiment=spoken_keywords", *overrides])
+        return OmegaConf.to_container(cfg, resolve=True)["model"]["hidden"]
+
+    assert hidden("neuron=adlif") == [512] and hidden("neuron=lif") == [256] and hidden("neuron=brf") == [256]
+    assert hidden("neuron=adlif", "model.hidden=[64]") == [64]
+    assert per_neuron("rf", {"rf": 3.0}, 1.0) == 3.0 and per_neuron("lif", {"rf": 3.0}, 1.0) == 1.0
+
+
+@pytest.mark.slow
+def test_per_neuron_recipe_resolves_inside_joblib_workers(tmp_path):
+    """Each loky worker resolves the config itself: the resolver must be known there too."""
+    runs = tmp_path / "runs"
+    tiny = [o for o in TINY if not o.startswith("model.hidden")]
+    run_cli("train", "-m", "+experiment=spoken_keywords", *tiny, f"paths.runs={runs}", "train.epochs=1",
+            "neuron=lif,adlif", "hydra.launcher.n_jobs=2", cwd=tmp_path)
+    widths = {m["neuron"]: m["recipe"]["model.hidden"] for m in _metrics(runs / "study" / "randman" / "train")}
+    assert widths == {"lif": [256], "adlif": [512]}
+
+
 @pytest.mark.parametrize("experiment", sorted(p.stem for p in (Path(__file__).parents[2] / "configs" / "experiment")
                                                .glob("*_adapt*.yaml")))
 def test_adapt_sweeps_run_every_named_method_once(experiment):
