@@ -48,12 +48,19 @@ def per_neuron(kind: str, table, default):
     return OmegaConf.create(value) if isinstance(value, (list, dict)) else value
 
 
+def suffix(prefix: str, value) -> str:
+    """Config resolver ``${suffix:_clip,${train.grad_clip}}``: ``"_clip0.5"``, or ``""`` when the value is null,
+    so a run name names an option only when it is set and older runs keep their folders."""
+    return "" if value is None else f"{prefix}{value}"
+
+
 def register_resolvers() -> None:
     """Make snnta's config resolvers known to OmegaConf (idempotent; also runs in every sweep worker,
     which imports this module to unpickle the task)."""
     from omegaconf import OmegaConf
 
     OmegaConf.register_new_resolver("per_neuron", per_neuron, replace=True)
+    OmegaConf.register_new_resolver("suffix", suffix, replace=True)
 
 
 register_resolvers()

@@ -55,7 +55,7 @@ def write_run_config(out: Path, cfg: dict, overrides: list[str], exclusive: bool
 
 #: keys added after runs were stored, and the value that a stored config without them ran with (options
 #: whose default is null need no entry: a missing key reads as null)
-ABSENT_MEANS = {"train.event_dropout": 0.0}
+ABSENT_MEANS = {"train.event_dropout": 0.0, "train.grad_clip": None}
 
 
 def config_diff(stored: dict, current: dict, prefix: str = "") -> list[str]:

@@ -40,6 +40,7 @@ class TrainConfig:
     lr_patience: int | None = None  # plateau: epochs without a better val accuracy before halving (default 3)
     dt_choices: tuple[float | str, ...] | None = None  # mixed time-step training: a bin width drawn per batch
     event_dropout: float = 0.0  # training batches only: each input event dropped with this probability
+    grad_clip: float | None = None  # rescale the gradients to this global L2 norm when it is larger (null: never)
 
     def __post_init__(self):
         if self.dt_choices is not None:  # durations with units ("2ms") -> seconds
@@ -73,6 +74,8 @@ class TrainConfig:
             raise ConfigError(f"train.lr_patience must be >= 1 or null, got {self.lr_patience}")
         if not 0 <= self.event_dropout < 1:
             raise ConfigError(f"train.event_dropout must be in [0, 1), got {self.event_dropout}")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ConfigError(f"train.grad_clip must be > 0 or null (no clipping), got {self.grad_clip}")
         if self.dt_choices is not None and (not self.dt_choices or min(self.dt_choices) <= 0):
             raise ConfigError(f"train.dt_choices: need one or more positive bin widths, got {list(self.dt_choices)}")
 
@@ -91,6 +94,20 @@ def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig):
         return torch.optim.lr_scheduler.LambdaLR(opt, lambda epoch: 1.0)
     return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.5,
                                                       patience=(cfg.lr_patience or 3) - 1)
+
+
+def clip_gradients(model: torch.nn.Module, max_norm: float | None) -> float:
+    """The global L2 norm ``g = sqrt(sum_p |grad_p|^2)`` of the gradients before clipping; when ``max_norm``
+    is set and ``g > max_norm``, every gradient is scaled by ``max_norm / g`` (one direction, bounded step:
+    the usual guard against the exploding gradients of long back-propagation through time)."""
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    if not grads:
+        return 0.0
+    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])).item()
+    if max_norm is not None and norm > max_norm:
+        for g in grads:
+            g.mul_(max_norm / norm)
+    return norm
 
 
 def epochs_since_best(history: list[dict]) -> int:
@@ -203,7 +220,7 @@ def train(model: SNNClassifier, train_ds: EventDataset, dt: float, cfg: TrainCon
         if cfg.patience is not None and epochs_since_best(history) >= cfg.patience:
             break  # early stop (also when resuming a run that had stopped)
         model.train()
-        start, loss_sum, correct, n = time.perf_counter(), 0.0, 0, 0
+        start, loss_sum, correct, n, grad_norm_max = time.perf_counter(), 0.0, 0, 0, 0.0
         lr = opt.param_groups[0]["lr"]
         if cfg.dt_choices is None:
             batches = ((x, y, dt) for x, y in iter_batches(fit_ds, dt, cfg.batch_size, True, rng, cfg.bin_mode, device))
@@ -226,6 +243,7 @@ def train(model: SNNClassifier, train_ds: EventDataset, dt: float, cfg: TrainCon
                 raise FloatingPointError(f"non-finite loss at epoch {epoch + 1}, step {step + 1}{kept}")
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            grad_norm_max = max(grad_norm_max, clip_gradients(model, cfg.grad_clip))
             opt.step()
             loss_sum += loss.item() * len(y)
             correct += (logits.argmax(1) == y).sum().item()
@@ -235,7 +253,7 @@ def train(model: SNNClassifier, train_ds: EventDataset, dt: float, cfg: TrainCon
         if not all(torch.isfinite(p).all() for p in model.parameters()):
             raise FloatingPointError(f"non-finite parameters after epoch {epoch + 1}")
         row = {"epoch": epoch + 1, "train_loss": loss_sum / n, "train_accuracy": correct / n,
-               "epoch_time_s": time.perf_counter() - start, "steps": steps, "lr": lr}
+               "epoch_time_s": time.perf_counter() - start, "steps": steps, "lr": lr, "grad_norm_max": grad_norm_max}
         if val_ds is not None:
             val = evaluate(deploy(model, dt), val_ds, bin_mode=cfg.bin_mode)
             row.update(val_accuracy=val["accuracy"], val_loss=val["loss"], val_rate_hz=val["rate_hz"])

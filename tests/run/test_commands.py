@@ -142,6 +142,10 @@ def test_a_run_stored_before_a_new_option_is_the_same_run(tmp_path):
 
     assert recipe({**old, "train": {**old["train"], "event_dropout": 0.0}}) == recipe(old)  # the same recipe id
     assert recipe({**old, "train": {**old["train"], "event_dropout": 0.3}}) != recipe(old)
+    clip_off = {**old, "train": {**old["train"], "grad_clip": None}}  # train.grad_clip, added later, null
+    assert check_same_run(tmp_path, clip_off) and recipe(clip_off) == recipe(old)
+    with pytest.raises(ConfigError, match=r"train.grad_clip: None -> 1.0"):
+        check_same_run(tmp_path, {**old, "train": {**old["train"], "grad_clip": 1.0}})
 
 
 def test_adapt_command_rebin_records_the_source_network_and_refuses_spikes_source(trained, tmp_path, capsys):

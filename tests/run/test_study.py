@@ -112,6 +112,38 @@ def test_event_dropout_training_is_reproducible_and_changes_the_run(data, tmp_pa
     assert [r["train_loss"] for r in runs[0]] != [r["train_loss"] for r in runs[2]]
 
 
+def test_clip_gradients_rescales_to_the_global_norm_only_above_it():
+    from snnta.run.train import clip_gradients
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
+    net(torch.randn(5, 4)).pow(2).sum().backward()
+    grads = [p.grad.clone() for p in net.parameters()]
+    norm = math.sqrt(sum(float(g.pow(2).sum()) for g in grads))
+    assert clip_gradients(net, None) == pytest.approx(norm)  # null: measured, never changed
+    assert all(torch.equal(p.grad, g) for p, g in zip(net.parameters(), grads))
+    assert clip_gradients(net, 2 * norm) == pytest.approx(norm)  # under the bound: unchanged
+    assert all(torch.equal(p.grad, g) for p, g in zip(net.parameters(), grads))
+    assert clip_gradients(net, norm / 4) == pytest.approx(norm)  # over it: one common factor, new norm = bound
+    for p, g in zip(net.parameters(), grads):
+        assert torch.allclose(p.grad, g / 4, rtol=1e-6)
+    with pytest.raises(ConfigError, match=r"train.grad_clip must be > 0 or null"):
+        TrainConfig(grad_clip=0.0).validate()
+
+
+def test_gradient_clipping_is_recorded_and_changes_training(data):
+    train_ds, _ = data
+    cfg = TrainConfig(epochs=2, batch_size=16, lr=2e-2, lr_schedule="constant")
+    _, free = train(tiny_model(train_ds), train_ds, 4e-3, cfg, progress=False)
+    _, clipped = train(tiny_model(train_ds), train_ds, 4e-3, TrainConfig(**{**cfg.__dict__, "grad_clip": 1e-3}),
+                       progress=False)
+    assert all(r["grad_norm_max"] > 1e-3 for r in free)  # so a bound of 1e-3 acts on every epoch
+    assert [r["train_loss"] for r in clipped] != [r["train_loss"] for r in free]
+    from tests.run.test_commands import TRAIN
+
+    assert train_args(TRAIN).train.grad_clip is None  # a config from before the option existed
+
+
 def test_early_stopping_stops_and_a_rerun_does_not_continue(data, tmp_path):
     train_ds, _ = data
     cfg = TrainConfig(epochs=10, batch_size=16, lr=1e-12, patience=2, lr_schedule="constant")  # lr ~ 0: flat
@@ -221,6 +253,21 @@ def test_a_recipe_can_differ_by_neuron_through_the_per_neuron_resolver():
     assert hidden("neuron=adlif") == [512] and hidden("neuron=lif") == [256] and hidden("neuron=brf") == [256]
     assert hidden("neuron=adlif", "model.hidden=[64]") == [64]
     assert per_neuron("rf", {"rf": 3.0}, 1.0) == 3.0 and per_neuron("lif", {"rf": 3.0}, 1.0) == 1.0
+
+
+def test_retune_run_names_name_gradient_clipping_only_when_set():
+    """Older re-tune runs (no clipping) keep their folder names; a clipped run gets its own."""
+    from hydra import compose, initialize_config_dir
+
+    from snnta.cli import config_dir
+
+    def name(*overrides):
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+            return compose("train", overrides=["+experiment=spoken_digits_retune", "dt=2ms", "train.lr=1e-3",
+                                               "model.w_in_gain=40", *overrides]).run_name
+
+    assert name() == "lif_2ms_lr0.001_gain40_seed0"
+    assert name("train.grad_clip=0.5", "seed=1") == "lif_2ms_lr0.001_gain40_clip0.5_seed1"
 
 
 @pytest.mark.slow
