@@ -527,3 +527,29 @@ def test_continuous_raises_on_negative_decay():
     for rule in ("zoh", "expectation"):
         with pytest.raises(AdaptationError):
             ssm.continuous(A_bar, B_bar, DT, rule)
+
+
+def test_training_rule_zoh_makes_the_drive_of_a_count_proportional_to_dt():
+    """docs/theory.md section 4c: trained with ``zoh`` (a bin's count read as a level), a leaky integrator fed
+    a steady event rate ``lam`` settles at ``w lam dt``: halving the bin halves every drive, so the same recipe
+    at a finer bin starts from a weaker network.  With the ``impulse`` reading it settles at ``w lam`` to first
+    order in ``dt / tau`` (``(dt/tau) / (1 - exp(-dt/tau))``), whatever the bin."""
+    from snnta.core.neurons import build_neuron
+
+    lam, w, tau = 100.0, 1.0, 0.02  # events per second, weight, time constant
+    li = build_neuron("li", 1, tau_min=tau, tau_max=tau)
+
+    def settled(dt, rule):
+        p = li.step_params(dt, rule)
+        a, b = float(p.A_bar.reshape(-1)[0]), float(p.B_bar.reshape(-1)[0])
+        x = 0.0
+        for _ in range(int(round(1.0 / dt))):  # 1 s = 50 time constants
+            x = a * x + b * w * lam * dt  # the bin's mean count, lam * dt
+        return x
+
+    for dt in (1e-3, 2e-3, 4e-3, 8e-3):
+        assert settled(dt, "zoh") == pytest.approx(w * lam * dt, rel=1e-6)
+        q = dt / tau
+        assert settled(dt, "impulse") == pytest.approx(w * lam * q / (1 - math.exp(-q)), rel=1e-6)
+    assert settled(2e-3, "zoh") / settled(4e-3, "zoh") == pytest.approx(0.5, rel=1e-6)
+    assert settled(2e-3, "impulse") / settled(4e-3, "impulse") == pytest.approx(1.0, abs=0.06)
