@@ -22,7 +22,7 @@ from pathlib import Path
 from snnta.core.deployment import Deployment, adapt_model
 from snnta.core.methods import spike_step
 from snnta.core.model import SNNClassifier
-from snnta.core.units import check_binning, format_duration
+from snnta.core.units import check_binning, format_duration, n_bins
 from snnta.data import load_dataset
 from snnta.errors import AdaptationError, ConfigError, DataError
 from snnta.interop.nir import from_nir, graph_dataset, is_nir_path, read_nir, to_nir, write_nir
@@ -32,7 +32,7 @@ from snnta.run.evaluate import evaluate
 from snnta.run.folders import (check_same_run, claim_run, file_sha256, find_checkpoint, no_empty_dirs_on_error,
                                provenance, recipe, recipe_id)
 from snnta.run.report import write_report
-from snnta.run.train import load_state, seed_everything
+from snnta.run.train import bin_epochs, load_state, seed_everything
 from snnta.run.train import train as train_model
 from snnta.util.io import write_json
 
@@ -126,7 +126,9 @@ def train(cfg: dict, out: Path, overrides: list[str] = ()) -> dict:
                "seed": a.seed, "epochs": a.train.epochs, "epochs_run": len(history),
                "best_epoch": None if best is None else history[best]["epoch"],
                "best_val_accuracy": None if best is None else vals[best],
-               "train_time_s": train_time, "n_params": sum(p.numel() for p in model.parameters()),
+               "train_time_s": train_time, "train_devices": sorted({r.get("device", "unrecorded") for r in history}),
+               "train_bin_epochs": bin_epochs(history, None if a.train.dt_choices else n_bins(train_ds.duration, a.dt)),
+               "n_params": sum(p.numel() for p in model.parameters()),
                "recipe_id": recipe_id(rec), "recipe": rec, **test_fields(test), **provenance()}
     save_checkpoint(out / "checkpoint.pt", dep, {"name": a.dataset, **a.dataset_options},
                     {"metrics": metrics, "train": cfg["train"]})

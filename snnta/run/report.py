@@ -33,7 +33,8 @@ METHOD_ORDER = list(METHODS) + [REBIN.name]
 #: columns of runs.csv: what a run is and how it scored (no times, versions or absolute paths)
 RUN_COLUMNS = ["run", "kind", "status", "dataset", "neuron", "dt", "src_dt", "tgt_dt", "rho", "method", "spikes",
                "max_spikes", "refractory_bins", "clamped_decays", "seed", "recipe_id", "source_recipe_id",
-               "source_run", "epochs", "epochs_run", "best_epoch", "test_accuracy", "test_rate_hz", "n_bins"]
+               "source_run", "epochs", "epochs_run", "best_epoch", "test_accuracy", "test_rate_hz", "n_bins",
+               "train_bin_epochs"]
 #: a training run whose recipe has this key at this value is a candidate setting of the re-tuned oracle at its bin
 RETUNED = ("study.recipe", "retuned")
 #: recipe keys that never name a re-tuned setting (they differ between any candidate and the source recipe)
@@ -93,6 +94,10 @@ def collect(folder: str | Path) -> pd.DataFrame:
             rec = _normalize(row, "recipe", "recipe_id")
             row["group"] = row.get("recipe_id") or f"run:{run_dir}"
             row["family"] = recipe_id(rec, drop=("dt",)) if isinstance(rec, dict) else row["group"]
+            if row.get("train_bin_epochs") is None and isinstance(rec, dict) and not rec.get("train.dt_choices") \
+                    and row.get("epochs_run") and row.get("n_bins"):
+                # written before the field existed: every epoch at a fixed bin scans n_bins bins per sample
+                row["train_bin_epochs"] = float(row["epochs_run"] * row["n_bins"])
         else:
             src = row.get("source_run") or (str(Path(row["checkpoint"]).parent) if row.get("checkpoint") else None)
             row["_source_abs"] = str(Path(src).resolve()) if src else None
@@ -124,6 +129,13 @@ def cell(mean: float, std: float, n: int, bold: bool = False) -> str:
         return ""
     value = f"**{mean:.1f}**" if bold else f"{mean:.1f}"
     return f"{value} ± {std:.1f} ({n})" if n > 1 else f"{value} ({n})"
+
+
+def _mean_std(mean: float, std: float, digits: int) -> str:
+    """``mean ± std`` with ``digits`` decimals; empty when unknown (NaN), the mean alone when std is 0 or NaN."""
+    if mean is None or math.isnan(mean):
+        return ""
+    return f"{mean:.{digits}f}" + (f" ± {std:.{digits}f}" if std and not math.isnan(std) else "")
 
 
 def _stats(values) -> tuple[float, float, int]:
@@ -347,7 +359,9 @@ def long_table(bl: list[dict]) -> pd.DataFrame:
 
 
 def training_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Training runs grouped by recipe: n, test accuracy and training time (mean, std over seeds)."""
+    """Training runs grouped by recipe: n, test accuracy, epochs run, training work in bin-epochs
+    (:func:`snnta.run.train.bin_epochs`: device-independent) and wall time (mean, std over seeds), with the
+    devices the runs trained on."""
     tr = df[df["kind"] == "train"] if "kind" in df.columns else df.iloc[0:0]
     if tr.empty or "dt" not in tr.columns or "test_accuracy" not in tr.columns:
         return pd.DataFrame()
@@ -356,11 +370,18 @@ def training_table(df: pd.DataFrame) -> pd.DataFrame:
         acc, acc_sd, n = _stats(100 * g["test_accuracy"].astype(float))
         t = g["train_time_s"].astype(float) if "train_time_s" in g.columns else pd.Series([np.nan] * len(g))
         tm, tsd, tn = _stats(t)
+        ep, ep_sd, _ = _stats(g["epochs_run"].astype(float)) if "epochs_run" in g.columns else (np.nan, np.nan, 0)
+        w = g["train_bin_epochs"].astype(float) if "train_bin_epochs" in g.columns else pd.Series([np.nan] * len(g))
+        wm, wsd, wn = _stats(w)
+        devs = sorted({d for ds in g.get("train_devices", pd.Series([None] * len(g)))
+                       for d in (ds if isinstance(ds, list) else ["unrecorded"])})
         rec = g["recipe"].iloc[0] if "recipe" in g.columns and isinstance(g["recipe"].iloc[0], dict) else {}
         rows.append({"dataset": dataset, "neuron": neuron, "dt_ms": round(float(dt) * 1e3, 6),
                      "recipe": "" if group.startswith("run:") else group, "_recipe": rec,
                      "family": g["family"].iloc[0], "n": n, "test_accuracy_pct": acc, "test_accuracy_std": acc_sd,
-                     "train_time_s": tm, "train_time_std": tsd, "n_timed": tn, "runs": ";".join(sorted(g["run"]))})
+                     "epochs_run": ep, "epochs_run_std": ep_sd, "bin_epochs": wm, "bin_epochs_std": wsd,
+                     "n_bin_epochs": wn, "train_time_s": tm, "train_time_std": tsd, "n_timed": tn,
+                     "devices": ";".join(devs), "runs": ";".join(sorted(g["run"]))})
     t = pd.DataFrame(rows)
     t["label"] = ""
     for (dataset, neuron), g in t.groupby(["dataset", "neuron"]):
@@ -469,33 +490,46 @@ def figure(bl: list[dict], title: str | None = None):
 
 
 def plot_training_time(tt: pd.DataFrame, path: Path, title: str | None = None) -> Path:
-    """Training wall time (s, mean ± std over seeds) against the training bin, one line per dataset,
-    neuron and recipe family."""
+    """Two panels against the training bin, one line per dataset, neuron and recipe family (mean ± std over
+    seeds): the training work in bin-epochs (device-independent) and the wall time (labels: test accuracy,
+    n and the devices, since wall times from different devices or loads do not compare)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    fig, (ax_w, ax_t) = plt.subplots(1, 2, figsize=(11, 4.6))
     for i, ((dataset, neuron, family), g) in enumerate(tt.groupby(["dataset", "neuron", "family"], sort=True)):
         g = g.sort_values("dt_ms")
         label = f"{dataset}, {neuron}" + (f" ({g['label'].iloc[0]})" if g["label"].iloc[0] else "")
-        ax.errorbar(g["dt_ms"], g["train_time_s"], yerr=g["train_time_std"].fillna(0), marker=_MARKERS[i % 10],
-                    capsize=3, label=label)
+        style = dict(marker=_MARKERS[i % 10], capsize=3, color=f"C{i % 10}")
+        w = g[g["bin_epochs"].notna()] if "bin_epochs" in g.columns else g.iloc[0:0]
+        if len(w):
+            ax_w.errorbar(w["dt_ms"], w["bin_epochs"] / 1e3, yerr=w["bin_epochs_std"].fillna(0) / 1e3, label=label,
+                          **style)
+        ax_t.errorbar(g["dt_ms"], g["train_time_s"], yerr=g["train_time_std"].fillna(0), label=label, **style)
         for _, r in g.iterrows():
-            ax.annotate(f"{r['test_accuracy_pct']:.1f}% (n={r['n']})", (r["dt_ms"], r["train_time_s"]),
-                        xytext=(4, 4), textcoords="offset points", fontsize=7)
+            dev = r.get("devices", "")
+            ax_t.annotate(f"{r['test_accuracy_pct']:.1f}% (n={r['n']}{', ' + dev if dev else ''})",
+                          (r["dt_ms"], r["train_time_s"]), xytext=(4, 4), textcoords="offset points", fontsize=6)
     dts = sorted(tt["dt_ms"].unique())
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(dts)
-    ax.set_xticks([], minor=True)
-    ax.set_xticklabels([f"{d:g}" for d in dts])
-    ax.set_xlabel("training bin dt (ms)")
-    ax.set_ylabel("training wall time (s)")
-    ax.set_title(title or "training time per run (labels: test accuracy at that bin)", fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+    for ax in (ax_w, ax_t):
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xticks(dts)
+        ax.set_xticks([], minor=True)
+        ax.set_xticklabels([f"{d:g}" for d in dts])
+        ax.set_xlabel("training bin dt (ms)")
+        ax.grid(alpha=0.3)
+    ax_w.set_ylabel("training work (thousand bin-epochs)")
+    ax_w.set_title("work: sum over epochs of bins per sample", fontsize=9)
+    ax_t.set_ylabel("training wall time (s)")
+    ax_t.set_title("wall time (labels: test accuracy, seeds, devices)", fontsize=9)
+    handles, labels = ax_t.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0.05 * math.ceil(len(labels) / 4), 1, 0.95 if title else 1))
     atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=130, metadata={"Software": None}))
     plt.close(fig)
     return path
@@ -531,11 +565,16 @@ def write_report(folder: str | Path, out: str | Path, title: str | None = None, 
     out = Path(out)
     md = markdown(bl)
     if len(tt):
-        md += "\n**Training runs** (test accuracy at the training bin: mean ± std (n))\n\n"
-        md += "| dataset | neuron | dt | recipe | test accuracy (%) | runs |\n|---|---|---|---|---:|---|\n"
+        md += ("\n**Training runs** (test accuracy at the training bin: mean ± std (n); epochs run to the early "
+               "stop; training work in thousands of bin-epochs, the sum over epochs of the bins per training "
+               "sample, which wall time is proportional to on a given device)\n\n")
+        md += ("| dataset | neuron | dt | recipe | test accuracy (%) | epochs | work (k bin-epochs) | runs |\n"
+               "|---|---|---|---|---:|---:|---:|---|\n")
         for _, r in tt.iterrows():
             md += (f"| {r['dataset']} | {r['neuron']} | {r['dt_ms']:g}ms | {r['recipe'] or '-'} | "
-                   f"{cell(r['test_accuracy_pct'], r['test_accuracy_std'], r['n'])} | {r['runs'].replace(';', ', ')} |\n")
+                   f"{cell(r['test_accuracy_pct'], r['test_accuracy_std'], r['n'])} | "
+                   f"{_mean_std(r['epochs_run'], r['epochs_run_std'], 0)} | "
+                   f"{_mean_std(r['bin_epochs'] / 1e3, r['bin_epochs_std'] / 1e3, 1)} | {r['runs'].replace(';', ', ')} |\n")
     paths = [
         write_text(out / "accuracy.md", md),
         atomic_write(out / "accuracy.csv", lambda f: long_table(bl).to_csv(f, index=False), mode="w"),

@@ -110,6 +110,16 @@ def clip_gradients(model: torch.nn.Module, max_norm: float | None) -> float:
     return norm
 
 
+def bin_epochs(history: list[dict], fixed_bins: int | None = None) -> float | None:
+    """Training work in bin-epochs, ``W = sum over epochs of (bins per training sample)``: an epoch at a
+    fixed bin of ``T`` bins per sample counts ``T``, a mixed time-step epoch the mean over its batches.  The
+    forward and backward passes scan every bin, so training time is ``W`` times a per-bin cost that depends
+    on the device and the machine's load but not on ``dt``.  Rows written before ``bins_per_sample`` was
+    recorded count ``fixed_bins``; with ``fixed_bins`` None such a row makes the work unknown (None)."""
+    per_epoch = [r.get("bins_per_sample", fixed_bins) for r in history]
+    return None if None in per_epoch else float(sum(per_epoch))
+
+
 def epochs_since_best(history: list[dict]) -> int:
     """Epochs run after the first one with the best validation accuracy (0 without validation)."""
     accs = [r.get("val_accuracy") for r in history]
@@ -220,7 +230,7 @@ def train(model: SNNClassifier, train_ds: EventDataset, dt: float, cfg: TrainCon
         if cfg.patience is not None and epochs_since_best(history) >= cfg.patience:
             break  # early stop (also when resuming a run that had stopped)
         model.train()
-        start, loss_sum, correct, n, grad_norm_max = time.perf_counter(), 0.0, 0, 0, 0.0
+        start, loss_sum, correct, n, grad_norm_max, bins = time.perf_counter(), 0.0, 0, 0, 0.0, 0
         lr = opt.param_groups[0]["lr"]
         if cfg.dt_choices is None:
             batches = ((x, y, dt) for x, y in iter_batches(fit_ds, dt, cfg.batch_size, True, rng, cfg.bin_mode, device))
@@ -248,12 +258,14 @@ def train(model: SNNClassifier, train_ds: EventDataset, dt: float, cfg: TrainCon
             loss_sum += loss.item() * len(y)
             correct += (logits.argmax(1) == y).sum().item()
             n += len(y)
+            bins += len(y) * x.shape[1]
         if cfg.lr_schedule != "plateau":
             sched.step()
         if not all(torch.isfinite(p).all() for p in model.parameters()):
             raise FloatingPointError(f"non-finite parameters after epoch {epoch + 1}")
         row = {"epoch": epoch + 1, "train_loss": loss_sum / n, "train_accuracy": correct / n,
-               "epoch_time_s": time.perf_counter() - start, "steps": steps, "lr": lr, "grad_norm_max": grad_norm_max}
+               "epoch_time_s": time.perf_counter() - start, "steps": steps, "lr": lr, "grad_norm_max": grad_norm_max,
+               "bins_per_sample": bins / n, "device": str(device)}
         if val_ds is not None:
             val = evaluate(deploy(model, dt), val_ds, bin_mode=cfg.bin_mode)
             row.update(val_accuracy=val["accuracy"], val_loss=val["loss"], val_rate_hz=val["rate_hz"])

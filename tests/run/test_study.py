@@ -144,6 +144,33 @@ def test_gradient_clipping_is_recorded_and_changes_training(data):
     assert train_args(TRAIN).train.grad_clip is None  # a config from before the option existed
 
 
+def test_training_work_is_counted_in_bin_epochs_for_fixed_and_mixed_bins(data):
+    """Each history row records the mean bins per training sample of its epoch; a fixed bin gives exactly
+    ``n_bins(duration, dt)``, a mixed epoch the sample-weighted mean of its batches' bins."""
+    from snnta.run.train import bin_epochs
+
+    train_ds, _ = data
+    _, fixed = train(tiny_model(train_ds), train_ds, 4e-3, TrainConfig(epochs=2, batch_size=16), progress=False)
+    T = n_bins(train_ds.duration, 4e-3)
+    assert [r["bins_per_sample"] for r in fixed] == [T, T] and {r["device"] for r in fixed} == {"cpu"}
+    assert bin_epochs(fixed) == 2 * T
+    dts = (2e-3, 8e-3)
+    cfg = TrainConfig(epochs=2, batch_size=16, dt_choices=dts, val_fraction=0.2)
+    _, mixed = train(tiny_model(train_ds), train_ds, 4e-3, cfg, progress=False)
+    # the same draws as training makes: the validation split, then the per-epoch batches from the seed's rng
+    from snnta.run.train import split_validation
+
+    fit, _ = split_validation(train_ds, cfg.val_fraction, cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    for row in mixed:
+        sizes = [(len(y), x.shape[1]) for x, y, _ in mixed_batches(fit, dts, cfg.batch_size, rng)]
+        assert row["bins_per_sample"] == pytest.approx(sum(b * t for b, t in sizes) / sum(b for b, _ in sizes))
+    lo, hi = sorted(n_bins(train_ds.duration, d) for d in dts)
+    assert all(lo <= r["bins_per_sample"] <= hi for r in mixed) and any(lo < r["bins_per_sample"] < hi for r in mixed)
+    old = [{k: v for k, v in r.items() if k != "bins_per_sample"} for r in fixed]  # rows from before the field
+    assert bin_epochs(old, T) == 2 * T and bin_epochs(old) is None and bin_epochs(old[:1] + fixed[1:], T) == 2 * T
+
+
 def test_early_stopping_stops_and_a_rerun_does_not_continue(data, tmp_path):
     train_ds, _ = data
     cfg = TrainConfig(epochs=10, batch_size=16, lr=1e-12, patience=2, lr_schedule="constant")  # lr ~ 0: flat
@@ -190,6 +217,7 @@ def test_two_job_joblib_sweep_resumes_and_reports(tmp_path):
     for m in trained:  # what the report needs from a training run
         assert m["kind"] == "train" and m["dataset"] == "randman" and m["neuron"] == "lif"
         assert m["dt"] == pytest.approx(4e-3) and m["train_time_s"] > 0 and 1 <= m["epochs_run"] <= 2
+        assert m["train_bin_epochs"] == m["epochs_run"] * m["n_bins"] and m["train_devices"] == ["cpu"]
         assert m["recipe"]["study.recipe"] == "source" and m["recipe"]["train.dt_choices"] is None
     again = run_cli("train", "-m", *common, "seed=0,1", cwd=tmp_path)  # rerun: both skipped
     assert again.stdout.count("is complete") == 2 and _metrics(train_dir) == trained

@@ -1,0 +1,49 @@
+"""The report's training table: training work in bin-epochs (device-independent), epochs and devices."""
+
+import math
+
+import pytest
+
+from snnta.run.folders import recipe_id
+from snnta.run.report import collect, training_table, write_report
+from snnta.util.io import write_json
+
+REC = {"dt": "4ms", "study.recipe": "source", "train.dt_choices": None}
+
+
+def _train(root, run, rec, seed, epochs_run, n_bins, **extra):
+    dt = float(rec["dt"].removesuffix("ms")) / 1e3
+    write_json(root / run / "metrics.json", {"kind": "train", "dataset": "randman", "neuron": "lif", "dt": dt,
+                                             "seed": seed, "recipe": rec, "recipe_id": recipe_id(rec),
+                                             "test_accuracy": 0.9, "epochs_run": epochs_run, "n_bins": n_bins,
+                                             "train_time_s": 10.0 * epochs_run, **extra})
+
+
+def test_training_table_counts_work_in_bin_epochs_and_fills_it_in_for_older_fixed_bin_runs(tmp_path):
+    root = tmp_path / "runs"
+    _train(root, "train/s0", REC, 0, 40, 250)                       # written before the field: 40 x 250
+    _train(root, "train/s1", REC, 1, 60, 250, train_bin_epochs=15000.0, train_devices=["cpu", "cuda"])
+    fine = {**REC, "dt": "1ms"}
+    _train(root, "train/f0", fine, 0, 20, 1000, train_bin_epochs=20000.0, train_devices=["cpu"])
+    mixed = {**REC, "train.dt_choices": ["2ms", "4ms"]}
+    _train(root, "train/m0", mixed, 0, 30, 250)                      # mixed bins, not recorded: unknown
+    tt = training_table(collect(root)).set_index("dt_ms")
+    src = tt[tt["runs"] == "train/s0;train/s1"].iloc[0]
+    assert (src["bin_epochs"], src["n_bin_epochs"], src["epochs_run"]) == (12500.0, 2, 50.0)
+    assert src["bin_epochs_std"] == pytest.approx(math.sqrt(2) * 2500)
+    assert src["devices"] == "cpu;cuda;unrecorded"
+    assert tt.loc[1.0, "bin_epochs"] == 20000.0 and tt.loc[1.0, "devices"] == "cpu"
+    m = tt[tt["runs"] == "train/m0"].iloc[0]
+    assert math.isnan(m["bin_epochs"]) and m["n_bin_epochs"] == 0
+
+    write_json(root / "adapt/s0_1ms" / "metrics.json",  # the report needs one adapted cell
+               {"kind": "adapt", "dataset": "randman", "neuron": "lif", "src_dt": 0.004, "tgt_dt": 0.001, "rho": 0.25,
+                "method": "euler", "spikes": "source", "status": "ok", "source_run": str(root / "train/s0"),
+                "source_recipe": REC, "source_recipe_id": recipe_id(REC), "test_accuracy": 0.88})
+    write_report(root, tmp_path / "out")
+    md = (tmp_path / "out/accuracy.md").read_text()
+    assert "| randman | lif | 1ms | " in md and "| 20 | 20.0 | train/f0 |" in md, md
+    assert "| 50 ± 14 | 12.5 ± 3.5 | train/s0, train/s1 |" in md, md
+    assert (tmp_path / "out/training_time.png").stat().st_size > 0
+    header = (tmp_path / "out/training.csv").read_text().splitlines()[0].split(",")
+    assert {"bin_epochs", "epochs_run", "devices"} <= set(header)
