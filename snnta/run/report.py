@@ -502,16 +502,20 @@ def plot_training_time(tt: pd.DataFrame, path: Path, title: str | None = None) -
     for i, ((dataset, neuron, family), g) in enumerate(tt.groupby(["dataset", "neuron", "family"], sort=True)):
         g = g.sort_values("dt_ms")
         label = f"{dataset}, {neuron}" + (f" ({g['label'].iloc[0]})" if g["label"].iloc[0] else "")
-        style = dict(marker=_MARKERS[i % 10], capsize=3, color=f"C{i % 10}")
+        style = dict(marker=_MARKERS[(i + i // 10) % 10], capsize=3, color=f"C{i % 10}")  # 10+ lines stay distinct
         w = g[g["bin_epochs"].notna()] if "bin_epochs" in g.columns else g.iloc[0:0]
         if len(w):
             ax_w.errorbar(w["dt_ms"], w["bin_epochs"] / 1e3, yerr=w["bin_epochs_std"].fillna(0) / 1e3, label=label,
                           **style)
         ax_t.errorbar(g["dt_ms"], g["train_time_s"], yerr=g["train_time_std"].fillna(0), label=label, **style)
+        for _, r in w.iterrows():
+            ax_w.annotate(f"{r['test_accuracy_pct']:.1f}% (n={r['n']})", (r["dt_ms"], r["bin_epochs"] / 1e3),
+                          xytext=(4, 4), textcoords="offset points", fontsize=6)
         for _, r in g.iterrows():
-            dev = r.get("devices", "")
-            ax_t.annotate(f"{r['test_accuracy_pct']:.1f}% (n={r['n']}{', ' + dev if dev else ''})",
-                          (r["dt_ms"], r["train_time_s"]), xytext=(4, 4), textcoords="offset points", fontsize=6)
+            dev = ", ".join(d for d in str(r.get("devices") or "").split(";") if d and d != "unrecorded")
+            if dev:
+                ax_t.annotate(dev, (r["dt_ms"], r["train_time_s"]), xytext=(4, -8), textcoords="offset points",
+                              fontsize=6)
     dts = sorted(tt["dt_ms"].unique())
     for ax in (ax_w, ax_t):
         ax.set_xscale("log", base=2)
@@ -522,15 +526,17 @@ def plot_training_time(tt: pd.DataFrame, path: Path, title: str | None = None) -
         ax.set_xlabel("training bin dt (ms)")
         ax.grid(alpha=0.3)
     ax_w.set_ylabel("training work (thousand bin-epochs)")
-    ax_w.set_title("work: sum over epochs of bins per sample", fontsize=9)
+    ax_w.set_title("work: sum over epochs of bins per sample (labels: test accuracy, seeds)", fontsize=9)
     ax_t.set_ylabel("training wall time (s)")
-    ax_t.set_title("wall time (labels: test accuracy, seeds, devices)", fontsize=9)
-    handles, labels = ax_t.get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=7)
+    ax_t.set_title("wall time (labels: devices where recorded; loads differ)", fontsize=9)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout(rect=(0, 0.05 * math.ceil(len(labels) / 4), 1, 0.95 if title else 1))
-    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=130, metadata={"Software": None}))
+    fig.tight_layout()
+    handles, labels = ax_t.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), fontsize=7,
+               ncol=1 if max(map(len, labels), default=0) > 80 else 2)
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=130, bbox_inches="tight",
+                                             metadata={"Software": None}))
     plt.close(fig)
     return path
 
