@@ -10,7 +10,8 @@ Reads every run under the folder (``snnta.run.report.collect``) and writes one M
    that oracle and ``none`` at rho = 4);
 2. per method and spike step: accuracy, hidden firing rate at the target and clamped decays, per rho;
 3. the mixed time-step networks next to the zero-shot rows;
-4. training runs: epochs to early stop, wall time, device, and the runs still unfinished (from their
+4. training runs (one row per recipe, a re-tuned setting named by how it differs from the source recipe):
+   epochs to early stop, training work in bin-epochs, wall time, device, and the runs still unfinished (from their
    ``history.json``: epochs done, best validation accuracy so far).
 Only runs that exist are used; missing cells say so.  Selection is on the mean test accuracy over seeds of
 each (method, spikes) *as a table reading*: a deployment choice made on test numbers; the README says so.
@@ -27,7 +28,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from snnta.run.report import _stats, cell, collect, fmt_rho, retuned_oracle
+from snnta.run.report import _setting, _stats, cell, collect, fmt_rho, retuned_oracle
 
 
 def pct(values) -> str:
@@ -164,24 +165,45 @@ def partial_runs(folder: Path, dataset: str | None = None) -> list[dict]:
         cfg = yaml.safe_load((run / "config.yaml").read_text())
         rows.append({"run": run.relative_to(folder).as_posix(), "epochs": len(hist),
                      "best_val": max(h.get("val_accuracy", 0) for h in hist),
-                     "time_s": sum(h["epoch_time_s"] for h in hist), "device": cfg.get("device")})
+                     "time_s": sum(h["epoch_time_s"] for h in hist),
+                     "device": "+".join(sorted({h["device"] for h in hist})) if all("device" in h for h in hist)
+                     else f"{cfg.get('device')}*"})
     return rows
+
+
+def _devices(run_dir: Path, metrics_devices) -> str:
+    """The devices a training ran on: recorded per epoch since ``train_devices`` exists; for older runs the
+    device of the process that finished it (``config.yaml``), marked ``*``: a resumed run may have run its
+    earlier epochs elsewhere."""
+    if isinstance(metrics_devices, list) and "unrecorded" not in metrics_devices:
+        return "+".join(metrics_devices)
+    return str(yaml.safe_load((run_dir / "config.yaml").read_text()).get("device", "?")) + "*"
 
 
 def training_table(train: pd.DataFrame, folder: Path, dataset: str | None = None) -> list[str]:
     out = ["## 4. Training runs: cost and stopping", "",
-           "Wall time of the training (`train_time_s`) on the device that ran it (`config.yaml: device`); the",
-           "GPU runs shared one GPU with up to nine other trainings and the CPU runs shared the machine with",
-           "other jobs, so times compare only within a device and a batch of runs.", "",
-           "| neuron | dt | recipe | n | test accuracy | epochs run (best) | train time (s) | device |",
-           "|---|---|---|---:|---:|---|---:|---|"]
-    for (neuron, dt, label), t in train.groupby(["neuron", "dt", "label"]):
-        devices = sorted({yaml.safe_load((folder / r / "config.yaml").read_text()).get("device", "?")
-                          for r in t["run"]})
+           "Training work in thousands of bin-epochs (the sum over epochs of the bins per training sample: what",
+           "training time is proportional to on one device, whatever the device) and wall time of the training",
+           "(`train_time_s`). Devices are recorded per epoch since the seventh session; `*`: the device of the",
+           "process that finished the run (a resumed run may have run earlier epochs elsewhere). The GPU runs",
+           "shared one GPU with up to nine other trainings and the CPU runs shared the machine with other jobs,",
+           "so wall times compare only within a device and a batch of runs; work compares everywhere.", "",
+           "| neuron | dt | recipe | n | test accuracy | epochs run (best) | work (k bin-epochs) | train time (s) | device |",
+           "|---|---|---|---:|---:|---|---:|---:|---|"]
+    sources = {n: r for n, r in zip(train["neuron"], train["recipe"]) if isinstance(r, dict)
+               and r.get("study.recipe") == "source" and not r.get("train.dt_choices")}
+    for (neuron, dt, _), t in train.groupby(["neuron", "dt", "group"]):
+        label = t["label"].iloc[0]
+        if label == "retuned":
+            label = f"retuned: {_setting(t['recipe'].iloc[0], sources.get(neuron))}"
+        work = t["train_bin_epochs"].astype(float) / 1e3 if "train_bin_epochs" in t else pd.Series([np.nan])
+        work_cell = "" if work.isna().all() else (f"{work.mean():.1f}" + (f" ± {work.std(ddof=1):.1f}"
+                                                                          if work.notna().sum() > 1 else ""))
+        devs = sorted({_devices(folder / r, d) for r, d in zip(t["run"], t.get("train_devices", [None] * len(t)))})
         out.append(f"| {neuron} | {ms(dt)} | {label} | {len(t)} | {pct(t['test_accuracy'])} | "
-                   f"{t['epochs_run'].mean():.0f} ({t['best_epoch'].mean():.0f}) | "
+                   f"{t['epochs_run'].mean():.0f} ({t['best_epoch'].mean():.0f}) | {work_cell} | "
                    f"{t['train_time_s'].mean():.0f} ± {t['train_time_s'].std(ddof=1) if len(t) > 1 else 0:.0f} | "
-                   f"{', '.join(devices)} |")
+                   f"{', '.join(devs)} |")
     part = partial_runs(folder, dataset)
     if part:
         out += ["", "Unfinished runs (their `state.pt` resumes them: rerun the sweep):", "",

@@ -16,7 +16,7 @@ def _train(root, run, rec, seed, epochs_run, n_bins, **extra):
     write_json(root / run / "metrics.json", {"kind": "train", "dataset": "randman", "neuron": "lif", "dt": dt,
                                              "seed": seed, "recipe": rec, "recipe_id": recipe_id(rec),
                                              "test_accuracy": 0.9, "epochs_run": epochs_run, "n_bins": n_bins,
-                                             "train_time_s": 10.0 * epochs_run, **extra})
+                                             "train_time_s": 10.0 * epochs_run, "best_epoch": epochs_run - 5, **extra})
 
 
 def test_training_table_counts_work_in_bin_epochs_and_fills_it_in_for_older_fixed_bin_runs(tmp_path):
@@ -47,3 +47,32 @@ def test_training_table_counts_work_in_bin_epochs_and_fills_it_in_for_older_fixe
     assert (tmp_path / "out/training_time.png").stat().st_size > 0
     header = (tmp_path / "out/training.csv").read_text().splitlines()[0].split(",")
     assert {"bin_epochs", "epochs_run", "devices"} <= set(header)
+
+
+def test_study_analysis_training_table_names_retuned_settings_and_shows_work_and_devices(tmp_path):
+    """A re-tuned setting is its own row, named by how it differs from the source recipe; work comes from
+    the metrics (or epochs x bins for older runs), devices from the epochs (or `config.yaml`, marked `*`)."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "study_analysis", Path(__file__).resolve().parents[2] / "scripts" / "study_analysis.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    root = tmp_path / "runs"
+    src = {**REC, "train.lr": 0.002, "train.grad_clip": None}
+    _train(root, "train/s0", src, 0, 40, 250)
+    (root / "train/s0/config.yaml").write_text("device: cuda\n")
+    fine = {**src, "dt": "2ms", "study.recipe": "retuned"}
+    for i, clip in enumerate((0.5, 0.5, None)):
+        _train(root, f"retune/r{i}", {**fine, "train.grad_clip": clip, "train.lr": 0.002 if clip else 0.001}, i % 2,
+               50, 500, train_bin_epochs=50 * 500.0, train_devices=["cpu"])
+    df = collect(root)
+    train = df[df["kind"] == "train"].copy()
+    train["label"] = [r["study.recipe"] for r in train["recipe"]]
+    rows = [line for line in mod.training_table(train, root) if line.startswith("| lif")]
+    assert len(rows) == 3, rows
+    assert any("| retuned: train.grad_clip=0.5 | 2 |" in r and "| 25.0 ± 0.0 |" in r and r.endswith("| cpu |")
+               for r in rows), rows
+    assert any("| retuned: train.lr=0.001 | 1 |" in r for r in rows), rows
+    assert any("| 4 ms | source | 1 |" in r and "| 10.0 |" in r and r.endswith("| cuda* |") for r in rows), rows
