@@ -99,12 +99,22 @@ def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig):
 def clip_gradients(model: torch.nn.Module, max_norm: float | None) -> float:
     """The global L2 norm ``g = sqrt(sum_p |grad_p|^2)`` of the gradients before clipping; when ``max_norm``
     is set and ``g > max_norm``, every gradient is scaled by ``max_norm / g`` (one direction, bounded step:
-    the usual guard against the exploding gradients of long back-propagation through time)."""
+    the usual guard against the exploding gradients of long back-propagation through time).
+
+    A float32 sum of squares overflows for norms above about 1.8e19; the norm is then recomputed in float64,
+    so it stays the true (finite) norm.  A gradient with an infinite or NaN entry has no direction to keep:
+    with ``max_norm`` set its step is skipped (every gradient zeroed) and ``inf`` (or NaN) is returned."""
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     if not grads:
         return 0.0
     norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])).item()
-    if max_norm is not None and norm > max_norm:
+    if not math.isfinite(norm):
+        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g, dtype=torch.float64)
+                                                     for g in grads])).item()
+    if max_norm is not None and not math.isfinite(norm):
+        for g in grads:
+            g.zero_()
+    elif max_norm is not None and norm > max_norm:
         for g in grads:
             g.mul_(max_norm / norm)
     return norm
@@ -253,7 +263,8 @@ def train(model: SNNClassifier, train_ds: EventDataset, dt: float, cfg: TrainCon
                 raise FloatingPointError(f"non-finite loss at epoch {epoch + 1}, step {step + 1}{kept}")
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            grad_norm_max = max(grad_norm_max, clip_gradients(model, cfg.grad_clip))
+            step_norm = clip_gradients(model, cfg.grad_clip)
+            grad_norm_max = max(grad_norm_max, step_norm) if math.isfinite(step_norm) else math.inf
             opt.step()
             loss_sum += loss.item() * len(y)
             correct += (logits.argmax(1) == y).sum().item()
@@ -264,7 +275,8 @@ def train(model: SNNClassifier, train_ds: EventDataset, dt: float, cfg: TrainCon
         if not all(torch.isfinite(p).all() for p in model.parameters()):
             raise FloatingPointError(f"non-finite parameters after epoch {epoch + 1}")
         row = {"epoch": epoch + 1, "train_loss": loss_sum / n, "train_accuracy": correct / n,
-               "epoch_time_s": time.perf_counter() - start, "steps": steps, "lr": lr, "grad_norm_max": grad_norm_max,
+               "epoch_time_s": time.perf_counter() - start, "steps": steps, "lr": lr,
+               "grad_norm_max": grad_norm_max if math.isfinite(grad_norm_max) else None,  # null: a step was not finite
                "bins_per_sample": bins / n, "device": str(device)}
         if val_ds is not None:
             val = evaluate(deploy(model, dt), val_ds, bin_mode=cfg.bin_mode)

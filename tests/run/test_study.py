@@ -131,6 +131,46 @@ def test_clip_gradients_rescales_to_the_global_norm_only_above_it():
         TrainConfig(grad_clip=0.0).validate()
 
 
+def test_clip_gradients_measures_norms_beyond_float32_and_skips_non_finite_steps():
+    """Norms above ~1.8e19 overflow a float32 sum of squares: the norm is the true one and clipping still
+    keeps the direction; an infinite entry has none, so a clipped run skips that step (zero gradients)."""
+    from snnta.run.train import clip_gradients
+
+    net = torch.nn.Linear(3, 2)
+    for p in net.parameters():
+        p.grad = torch.full_like(p, 1e20)
+    grads = [p.grad.clone() for p in net.parameters()]
+    norm = 1e20 * math.sqrt(sum(g.numel() for g in grads))
+    assert torch.linalg.vector_norm(grads[0]).isinf()  # what a float32 norm gives
+    assert clip_gradients(net, None) == pytest.approx(norm, rel=1e-6)
+    assert clip_gradients(net, 1.0) == pytest.approx(norm, rel=1e-6)
+    total = math.sqrt(sum(float(p.grad.double().pow(2).sum()) for p in net.parameters()))
+    assert total == pytest.approx(1.0, rel=1e-5) and all(torch.isfinite(p.grad).all() for p in net.parameters())
+    net.weight.grad[0, 0] = float("inf")
+    assert math.isinf(clip_gradients(net, 1.0))
+    assert all((p.grad == 0).all() for p in net.parameters())  # skipped, not NaN
+    net.weight.grad[0, 0] = float("inf")
+    assert math.isinf(clip_gradients(net, None)) and net.weight.grad[0, 0] == float("inf")  # null: untouched
+
+
+def test_an_epoch_with_a_non_finite_gradient_records_null_not_infinity(data, monkeypatch, tmp_path):
+    """history.json stays strict JSON: an epoch with a non-finite gradient norm records null."""
+    import snnta.run.train as train_mod
+
+    real, calls = train_mod.clip_gradients, []
+
+    def first_step_infinite(model, max_norm):
+        calls.append(1)
+        return math.inf if len(calls) == 1 else real(model, max_norm)
+
+    monkeypatch.setattr(train_mod, "clip_gradients", first_step_infinite)
+    train_ds, _ = data
+    _, h = train(tiny_model(train_ds), train_ds, 4e-3, TrainConfig(epochs=2, batch_size=16, grad_clip=1.0),
+                 progress=False)
+    assert h[0]["grad_norm_max"] is None and h[1]["grad_norm_max"] > 0
+    json.loads(json.dumps(h, allow_nan=False))
+
+
 def test_gradient_clipping_is_recorded_and_changes_training(data):
     train_ds, _ = data
     cfg = TrainConfig(epochs=2, batch_size=16, lr=2e-2, lr_schedule="constant")
