@@ -1,0 +1,66 @@
+"""Where the gradient of a trained network is large: per-parameter gradient norms on a few training batches
+at the run's bin, the hidden firing rate, and the spectral radius of each recurrent weight matrix.
+
+    python scripts/study_grad_check.py runs/study/spoken_digits/retune/adlif_1ms_lr0.002_gain80_clip0.5_seed0 \
+        runs/study/spoken_digits/train/adlif_4ms_seed0 [--batches 2]
+
+Reads each run's ``checkpoint.pt`` (the kept, best-validation weights) and ``config.yaml`` (dataset, bin); the
+batches are the run's training set shuffled with numpy seed 0, 64 per batch, binned as in training.  The
+gradient is of the cross-entropy alone (no rate regularizer), in float64 norms, before any clipping.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import yaml
+
+from snnta.data.events import iter_batches
+from snnta.run import args as argmod
+from snnta.run.checkpoint import load_checkpoint
+from snnta.run.commands import _load_data
+
+
+def check(run: str, batches: int) -> list[str]:
+    cfg = {**yaml.safe_load(open(f"{run}/config.yaml")), "device": "cpu"}  # a GPU run is checked on the CPU
+    a = argmod.train_args(cfg)
+    train_ds, _ = _load_data(cfg, a.dataset, a.dataset_options)
+    model = load_checkpoint(f"{run}/checkpoint.pt")[0].model.train()
+    out = []
+    for name, p in model.named_parameters():
+        if "w_rec" in name:
+            radius = float(torch.linalg.eigvals(p.detach().double()).abs().max())
+            out.append(f"{run}: {name} spectral radius {radius:.3g} (std {float(p.detach().std()):.3g})")
+    for i, (x, y) in enumerate(iter_batches(train_ds, a.dt, 64, True, np.random.default_rng(0))):
+        if i == batches:
+            break
+        model.zero_grad()
+        logits, spikes = model(x, model.step_params(a.dt), return_spikes=True)
+        loss = F.cross_entropy(logits, y)
+        loss.backward()
+        norms = sorted(((float(p.grad.double().norm()), n) for n, p in model.named_parameters() if p.grad is not None),
+                       reverse=True)
+        total = float(np.sqrt(sum(v * v for v, _ in norms)))
+        rates = [round(float(s.detach().mean()) / a.dt, 1) for s in spikes]
+        out.append(f"{run}: batch {i} loss {loss.item():.3f}, rate {rates} Hz, gradient norm {total:.3g}; largest: "
+                   + ", ".join(f"{n} {v:.3g}" for v, n in norms[:4]))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("runs", nargs="+")
+    p.add_argument("--batches", type=int, default=2)
+    a = p.parse_args(argv)
+    torch.set_num_threads(1)
+    for run in a.runs:
+        print("\n".join(check(run, a.batches)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
