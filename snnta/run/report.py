@@ -248,7 +248,12 @@ def retuned_oracle(trains: pd.DataFrame, dataset: str, neuron: str, family: str,
         return None
     unmarked = cands[~cands["recipe"].map(_is_retuned)]
     own = unmarked[unmarked["family"] == family]
-    base = (own if len(own) else unmarked)["recipe"].iloc[0] if len(unmarked) else None
+    if len(unmarked):
+        base = (own if len(own) else unmarked)["recipe"].iloc[0]
+    else:  # nothing unmarked trained at this bin: name the setting against the family's recipe at its own bin
+        fam = trains[(trains["dataset"] == dataset) & (trains["neuron"] == neuron) & (trains["family"] == family)]
+        fam = fam[~fam["recipe"].map(_is_retuned)]
+        base = fam["recipe"].iloc[0] if len(fam) else None
     setting = _setting(best["recipe"].iloc[0], base)
     if setting == "the same recipe" and not (best["family"] == family).any():
         setting = "the study's plain recipe"

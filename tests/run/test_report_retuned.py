@@ -113,3 +113,19 @@ def test_a_block_without_its_own_oracle_compares_with_the_plain_recipe_at_that_b
     b = by_group[recipe_id(mixed)]
     assert not b["oracle"] and b["retuned"][0.002][4] == "the study's plain recipe"
     assert b["retuned"][0.002][3] == ["train/same_2ms_s0"] and b["retuned"][0.002][5] == 3
+
+
+def test_a_retuned_setting_without_a_same_recipe_run_at_its_bin_is_named_against_the_source_recipe(tmp_path):
+    """At a bin where the same recipe never finished, the setting still reads as its few changed keys."""
+    root = tmp_path / "runs"
+    _runs(root)
+    tuned = dict(_rec("1ms"), **{"study.recipe": "retuned", "model.w_in_gain": 80.0})
+    _train(root, "retune/c_s0", tuned, 0, 0.40, 0.38)
+    write_json(root / "adapt/s0_1ms" / "metrics.json",
+               {"kind": "adapt", "dataset": "randman", "neuron": "lif", "src_dt": 0.004, "tgt_dt": 0.001,
+                "rho": 0.25, "method": "euler", "spikes": "source", "status": "ok",
+                "source_run": str(root / "train/src_s0"), "source_recipe": SOURCE,
+                "source_recipe_id": recipe_id(SOURCE), "test_accuracy": 0.9})
+    (b,) = blocks(collect(root))
+    mean, _, n, runs, setting, n_settings = b["retuned"][0.001]
+    assert (mean, n, runs, setting, n_settings) == (38.0, 1, ["retune/c_s0"], "model.w_in_gain=80.0", 1)
