@@ -183,7 +183,7 @@ def _devices(run_dir: Path, metrics_devices) -> str:
 def training_table(train: pd.DataFrame, folder: Path, dataset: str | None = None) -> list[str]:
     out = ["## 4. Training runs: cost and stopping", "",
            "Training work in thousands of bin-epochs (the sum over epochs of the bins per training sample: what",
-           "training time is proportional to on one device, whatever the device) and wall time of the training",
+           "training time roughly follows on one device, whatever the device) and wall time of the training",
            "(`train_time_s`). Devices are recorded per epoch since the seventh session; `*`: the device of the",
            "process that finished the run (a resumed run may have run earlier epochs elsewhere). The GPU runs",
            "shared one GPU with up to nine other trainings and the CPU runs shared the machine with other jobs,",

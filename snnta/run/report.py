@@ -496,8 +496,9 @@ def figure(bl: list[dict], title: str | None = None):
 
 def plot_training_time(tt: pd.DataFrame, path: Path, title: str | None = None) -> Path:
     """Two panels against the training bin, one line per dataset, neuron and recipe family (mean ± std over
-    seeds): the training work in bin-epochs (device-independent) and the wall time (labels: test accuracy,
-    n and the devices, since wall times from different devices or loads do not compare)."""
+    seeds): the training work in bin-epochs (device-independent; labels: test accuracy and n) and the wall
+    time (labels: the devices where recorded, since wall times from different devices or loads do not
+    compare)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -578,7 +579,7 @@ def write_report(folder: str | Path, out: str | Path, title: str | None = None, 
     if len(tt):
         md += ("\n**Training runs** (test accuracy at the training bin: mean ± std (n); epochs run to the early "
                "stop; training work in thousands of bin-epochs, the sum over epochs of the bins per training "
-               "sample, which wall time is proportional to on a given device)\n\n")
+               "sample, which wall time roughly follows on a given device)\n\n")
         md += ("| dataset | neuron | dt | recipe | test accuracy (%) | epochs | work (k bin-epochs) | runs |\n"
                "|---|---|---|---|---:|---:|---:|---|\n")
         for _, r in tt.iterrows():

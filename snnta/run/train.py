@@ -123,8 +123,9 @@ def clip_gradients(model: torch.nn.Module, max_norm: float | None) -> float:
 def bin_epochs(history: list[dict], fixed_bins: int | None = None) -> float | None:
     """Training work in bin-epochs, ``W = sum over epochs of (bins per training sample)``: an epoch at a
     fixed bin of ``T`` bins per sample counts ``T``, a mixed time-step epoch the mean over its batches.  The
-    forward and backward passes scan every bin, so training time is ``W`` times a per-bin cost that depends
-    on the device and the machine's load but not on ``dt``.  Rows written before ``bins_per_sample`` was
+    forward and backward passes scan every bin, so training time is ``W`` times a per-bin cost set by the
+    device and the machine's load, and somewhat by ``dt`` (a coarse bin holds more events: up to about twice
+    the per-bin cost at 32 ms as at 1 ms on a 2-core CPU).  Rows written before ``bins_per_sample`` was
     recorded count ``fixed_bins``; with ``fixed_bins`` None such a row makes the work unknown (None)."""
     per_epoch = [r.get("bins_per_sample", fixed_bins) for r in history]
     return None if None in per_epoch else float(sum(per_epoch))
