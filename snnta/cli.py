@@ -48,10 +48,11 @@ def per_neuron(kind: str, table, default):
     return OmegaConf.create(value) if isinstance(value, (list, dict)) else value
 
 
-def suffix(prefix: str, value) -> str:
-    """Config resolver ``${suffix:_clip,${train.grad_clip}}``: ``"_clip0.5"``, or ``""`` when the value is null,
-    so a run name names an option only when it is set and older runs keep their folders."""
-    return "" if value is None else f"{prefix}{value}"
+def suffix(prefix: str, value, default=None) -> str:
+    """Config resolver ``${suffix:_clip,${train.grad_clip}}``: ``"_clip0.5"``, or ``""`` when the value is null
+    (or equals the optional ``default``: ``${suffix:_rr,${train.rate_reg},1.0}``), so a run name names an option
+    only when it differs from the default and older runs keep their folders."""
+    return "" if value is None or (default is not None and value == default) else f"{prefix}{value}"
 
 
 def register_resolvers() -> None:

@@ -438,3 +438,19 @@ def test_item15_runs_csv_has_no_volatile_fields_or_absolute_paths(two, tmp_path)
     assert not {"train_time_s", "eval_time_s", "wall_time_s", "git_commit", "checkpoint", "host_cores"} & set(header)
     assert str(tmp_path) not in text and "/" + "tmp" not in text.split("\n", 1)[1].split(",")[0]
     assert not (copies[0] / "training.csv").exists()
+
+
+def test_retune_run_name_names_only_changed_options():
+    """The re-tune's run name names the clip and the rate penalty only when they differ from the recipe's
+    defaults, so the folders of runs made before an option existed keep their names."""
+    from hydra import compose, initialize_config_dir
+
+    from snnta.cli import config_dir, suffix
+
+    assert suffix("_rr", 1.0, 1.0) == "" and suffix("_rr", 4.0, 1.0) == "_rr4.0" and suffix("_clip", None) == ""
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        plain = compose("train", overrides=["+experiment=spoken_digits_retune", "dt=1ms"]).run_name
+        both = compose("train", overrides=["+experiment=spoken_digits_retune", "dt=1ms", "train.rate_reg=4",
+                                           "train.grad_clip=0.5"]).run_name
+    assert plain == "lif_1ms_lr0.002_gain20.0_seed0"   # the sweeper's gain applies in -m sweeps only
+    assert both == "lif_1ms_lr0.002_gain20.0_clip0.5_rr4_seed0"
