@@ -441,7 +441,7 @@ def test_item15_runs_csv_has_no_volatile_fields_or_absolute_paths(two, tmp_path)
 
 
 def test_retune_run_name_names_only_changed_options():
-    """The re-tune's run name names the clip and the rate penalty only when they differ from the recipe's
+    """The re-tune's run name names the clip, the rate penalty and the surrogate slope only when they differ from the recipe's
     defaults, so the folders of runs made before an option existed keep their names."""
     from hydra import compose, initialize_config_dir
 
@@ -451,6 +451,6 @@ def test_retune_run_name_names_only_changed_options():
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         plain = compose("train", overrides=["+experiment=spoken_digits_retune", "dt=1ms"]).run_name
         both = compose("train", overrides=["+experiment=spoken_digits_retune", "dt=1ms", "train.rate_reg=4",
-                                           "train.grad_clip=0.5"]).run_name
+                                           "train.grad_clip=0.5", "model.surrogate_slope=40"]).run_name
     assert plain == "lif_1ms_lr0.002_gain20.0_seed0"   # the sweeper's gain applies in -m sweeps only
-    assert both == "lif_1ms_lr0.002_gain20.0_clip0.5_rr4_seed0"
+    assert both == "lif_1ms_lr0.002_gain20.0_clip0.5_rr4_slope40_seed0"
