@@ -34,6 +34,9 @@ class ModelConfig:
     w_in_gain: float = 1.0
     w_rec_gain: float = 0.5
     surrogate_slope: float = 10.0
+    #: seconds; the bin ``surrogate_slope`` is stated for: at bin ``dt`` the slope is
+    #: ``surrogate_slope * surrogate_dt / dt`` (None: the same slope at every bin).  docs/theory.md section 4d
+    surrogate_dt: float | None = None
     train_rule: str = "zoh"  # discretization used in training
 
     def validate(self) -> None:
@@ -45,6 +48,14 @@ class ModelConfig:
             raise ConfigError(f"model.readout_tau: need 0 < min <= max, got {list(self.readout_tau)}")
         if self.surrogate_slope <= 0:
             raise ConfigError(f"model.surrogate_slope must be > 0, got {self.surrogate_slope}")
+        if self.surrogate_dt is not None and not self.surrogate_dt > 0:
+            raise ConfigError(f"model.surrogate_dt must be a positive duration (e.g. 4ms) or null, got {self.surrogate_dt}")
+
+    def slope_at(self, dt: float) -> float:
+        """The surrogate slope ``k`` of ``psi(v) = (1 + k |v|)^-2`` at bin ``dt``: ``surrogate_slope``, times
+        ``surrogate_dt / dt`` when ``surrogate_dt`` is set (a window of fixed width in bins' worth of membrane
+        change, not in volts)."""
+        return self.surrogate_slope if self.surrogate_dt is None else self.surrogate_slope * self.surrogate_dt / dt
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -108,7 +119,7 @@ class SNNClassifier(nn.Module):
         spikes = []
         for layer, p in zip(self.layers, params[:-1]):
             drive = input_projection(h, layer.w_in.weight)
-            h = run_population(drive, p, layer.w_rec, spike_step, self.cfg.surrogate_slope)
+            h = run_population(drive, p, layer.w_rec, spike_step, self.cfg.slope_at(p.dt))
             spikes.append(h)
         u = run_population(input_projection(h, self.readout.weight), params[-1])
         logits = u.mean(0)

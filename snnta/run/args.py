@@ -88,7 +88,7 @@ def model_config(cfg: dict, n_in: int, n_classes: int) -> ModelConfig:
     if kind not in spiking_neurons():
         raise ConfigError(f"neuron.kind: unknown neuron {kind!r}; choose one of: {', '.join(spiking_neurons())}")
     neuron = check_options(NEURONS[kind].__init__, neuron, "neuron")
-    model = _durations(dict(cfg["model"]), ("readout_tau",), "model")
+    model = _durations(dict(cfg["model"]), ("readout_tau", "surrogate_dt"), "model")
     tau = model.pop("readout_tau", 0.02)
     model["readout_tau"] = tuple(tau) if isinstance(tau, tuple) else (tau, tau)
     mcfg = build(ModelConfig, model, "model", n_in=n_in, n_classes=n_classes, neuron=kind, neuron_options=neuron)

@@ -129,3 +129,37 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
         atomic_write(target, boom, mode="w")
     assert target.read_text() == before
     assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
+
+
+def _grads(model, x, y, dt):
+    model.zero_grad()
+    torch.nn.functional.cross_entropy(model(x, model.step_params(dt)), y).backward()
+    return [p.grad.clone() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("neuron", ["lif", "adlif"])
+def test_surrogate_dt_scales_the_slope_with_the_bin(data, neuron):
+    """``surrogate_dt = 4 ms``, slope 10: at 1 ms the gradient is that of slope 40 (``10 x 4 ms / 1 ms``), at
+    4 ms that of slope 10; the forward pass never changes."""
+    x1, x4 = (bin_batch(data[0], np.arange(16), dt) for dt in (1e-3, 4e-3))
+    y = torch.as_tensor(data[0].labels[:16])
+    torch.manual_seed(0)
+    scaled = tiny(neuron, surrogate_dt=4e-3)
+    for dt, x, k in ((1e-3, x1, 40.0), (4e-3, x4, 10.0)):
+        torch.manual_seed(0)
+        fixed = tiny(neuron, surrogate_slope=k)
+        assert scaled.cfg.slope_at(dt) == pytest.approx(k)
+        with torch.no_grad():
+            assert torch.equal(scaled(x, scaled.step_params(dt)), fixed(x, fixed.step_params(dt)))
+        g_scaled, g_fixed = _grads(scaled, x, y, dt), _grads(fixed, x, y, dt)
+        assert all(torch.allclose(a, b, rtol=1e-6, atol=1e-9) for a, b in zip(g_scaled, g_fixed))
+    torch.manual_seed(0)
+    plain = tiny(neuron)  # slope 10 at 1 ms: a different gradient, so the test can fail
+    assert not all(torch.allclose(a, b) for a, b in zip(_grads(plain, x1, y, 1e-3), _grads(scaled, x1, y, 1e-3)))
+
+
+def test_surrogate_dt_must_be_positive():
+    from snnta.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="model.surrogate_dt must be a positive duration"):
+        tiny(surrogate_dt=0.0)

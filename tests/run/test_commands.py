@@ -157,3 +157,14 @@ def test_adapt_command_rebin_records_the_source_network_and_refuses_spikes_sourc
     failed = commands.adapt(adapt_cfg(root, tgt_dt="8ms", method={"name": "rebin"}, spikes="source"),
                             tmp_path / "src", multirun=True)
     assert failed["status"] == "failed" and "spikes=source does not apply" in failed["error"]
+
+
+def test_model_surrogate_dt_reads_a_duration():
+    from snnta.run.args import model_config
+
+    ok = model_config({**TRAIN, "model": {**TRAIN["model"], "surrogate_dt": "250us"}}, 20, 3)
+    assert ok.surrogate_dt == pytest.approx(250e-6) and ok.slope_at(1e-3) == pytest.approx(2.5)
+    assert model_config(TRAIN, 20, 3).slope_at(1e-3) == 10.0  # absent (older configs): the same slope at every bin
+    for bad, msg in (("4", "carry units|unit"), ("0ms", "surrogate_dt")):
+        with pytest.raises(ConfigError, match=msg):
+            model_config({**TRAIN, "model": {**TRAIN["model"], "surrogate_dt": bad}}, 20, 3)
