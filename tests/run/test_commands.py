@@ -168,3 +168,18 @@ def test_model_surrogate_dt_reads_a_duration():
     for bad, msg in (("4", "carry units|unit"), ("0ms", "surrogate_dt")):
         with pytest.raises(ConfigError, match=msg):
             model_config({**TRAIN, "model": {**TRAIN["model"], "surrogate_dt": bad}}, 20, 3)
+
+
+def test_keys_added_later_keep_a_recipe_id():
+    """A run stored before an option existed and one stored after, at the option's old value, share a recipe id
+    (else the report would split a recipe family); the option at a new value is another recipe."""
+    from snnta.run.folders import ABSENT_MEANS, recipe, recipe_id
+
+    old = recipe(TRAIN)
+    assert {"train.event_dropout", "train.grad_clip", "model.surrogate_dt"} <= set(ABSENT_MEANS)
+    for key, value in ABSENT_MEANS.items():
+        group, name = key.split(".")
+        new = recipe({**TRAIN, group: {**TRAIN[group], name: value}})
+        assert recipe_id(new) == recipe_id(old), key
+    changed = recipe({**TRAIN, "model": {**TRAIN["model"], "surrogate_dt": "4ms"}})
+    assert recipe_id(changed) != recipe_id(old)
