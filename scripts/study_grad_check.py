@@ -30,32 +30,39 @@ from snnta.run.checkpoint import load_checkpoint
 from snnta.run.commands import _load_data
 
 
-def check(run: str, batches: int, dt: str | None = None, slope: float | None = None) -> list[str]:
+def check(run: str, batches: int, dt: str | None = None, slopes: tuple = (None,)) -> list[str]:
     cfg = {**yaml.safe_load(open(f"{run}/config.yaml")), "device": "cpu"}  # a GPU run is checked on the CPU
     if dt is not None:
         cfg["dt"] = dt
     a = argmod.train_args(cfg)
     train_ds, _ = _load_data(cfg, a.dataset, a.dataset_options)
     model = load_checkpoint(f"{run}/checkpoint.pt")[0].model.train()
-    if slope is not None:
-        model.cfg = dataclasses.replace(model.cfg, surrogate_slope=slope)
-    tag = f"{run} at {a.dt * 1e3:g} ms, slope {model.cfg.surrogate_slope:g}"
+    out = []
+    for slope in slopes:  # the data and the checkpoint are read once per run
+        if slope is not None:
+            model.cfg = dataclasses.replace(model.cfg, surrogate_slope=slope)
+        out += _gradients(run, model, train_ds, a.dt, batches)
+    return out
+
+
+def _gradients(run: str, model, train_ds, dt: float, batches: int) -> list[str]:
+    tag = f"{run} at {dt * 1e3:g} ms, slope {model.cfg.surrogate_slope:g}"
     out = []
     for name, p in model.named_parameters():
         if "w_rec" in name:
             radius = float(torch.linalg.eigvals(p.detach().double()).abs().max())
             out.append(f"{tag}: {name} spectral radius {radius:.3g} (std {float(p.detach().std()):.3g})")
-    for i, (x, y) in enumerate(iter_batches(train_ds, a.dt, 64, True, np.random.default_rng(0))):
+    for i, (x, y) in enumerate(iter_batches(train_ds, dt, 64, True, np.random.default_rng(0))):
         if i == batches:
             break
         model.zero_grad()
-        logits, spikes = model(x, model.step_params(a.dt), return_spikes=True)
+        logits, spikes = model(x, model.step_params(dt), return_spikes=True)
         loss = F.cross_entropy(logits, y)
         loss.backward()
         norms = sorted(((float(p.grad.double().norm()), n) for n, p in model.named_parameters() if p.grad is not None),
                        reverse=True)
         total = float(np.sqrt(sum(v * v for v, _ in norms)))
-        rates = [round(float(s.detach().mean()) / a.dt, 1) for s in spikes]
+        rates = [round(float(s.detach().mean()) / dt, 1) for s in spikes]
         out.append(f"{tag}: batch {i} loss {loss.item():.3f}, rate {rates} Hz, gradient norm {total:.3g}; largest: "
                    + ", ".join(f"{n} {v:.3g}" for v, n in norms[:4]))
     return out
@@ -69,10 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--slope", default=None, help="surrogate slopes, comma-separated (default: the run's own)")
     a = p.parse_args(argv)
     torch.set_num_threads(1)
-    slopes = [float(v) for v in a.slope.split(",")] if a.slope else [None]
+    slopes = tuple(float(v) for v in a.slope.split(",")) if a.slope else (None,)
     for run in a.runs:
-        for slope in slopes:
-            print("\n".join(check(run, a.batches, a.dt, slope)), flush=True)
+        print("\n".join(check(run, a.batches, a.dt, slopes)), flush=True)
     return 0
 
 

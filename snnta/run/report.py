@@ -226,8 +226,8 @@ def retuned_oracle(trains: pd.DataFrame, dataset: str, neuron: str, family: str,
     retuned (the plain oracle row already holds the same recipe)."""
     if not len(trains) or "recipe" not in trains.columns:
         return None
-    at = trains[(trains["dataset"] == dataset) & (trains["neuron"] == neuron)
-                & np.isclose(trains["dt"].astype(float), dt)]
+    ours = trains[(trains["dataset"] == dataset) & (trains["neuron"] == neuron)]
+    at = ours[np.isclose(ours["dt"].astype(float), dt)]
     marked = at["recipe"].map(_is_retuned)
     if not marked.any():
         return None
@@ -251,8 +251,7 @@ def retuned_oracle(trains: pd.DataFrame, dataset: str, neuron: str, family: str,
     if len(unmarked):
         base = (own if len(own) else unmarked)["recipe"].iloc[0]
     else:  # nothing unmarked trained at this bin: name the setting against the family's recipe at its own bin
-        fam = trains[(trains["dataset"] == dataset) & (trains["neuron"] == neuron) & (trains["family"] == family)]
-        fam = fam[~fam["recipe"].map(_is_retuned)]
+        fam = ours[(ours["family"] == family) & ~ours["recipe"].map(_is_retuned)]
         base = fam["recipe"].iloc[0] if len(fam) else None
     setting = _setting(best["recipe"].iloc[0], base)
     if setting == "the same recipe" and not (best["family"] == family).any():
