@@ -208,12 +208,18 @@ class ReportArgs:
     out: str
     title: str | None
     timings: bool = True
+    archive: tuple[str, ...] = ()
 
 
 def report_args(cfg: dict) -> ReportArgs:
+    archive = cfg.get("archive") or ()
+    archive = [archive] if isinstance(archive, str) else list(archive)
+    require(all(isinstance(x, str) and x for x in archive),
+            f"archive: {cfg.get('archive')!r} is not a file or a list of files; pass archive=PATH or "
+            "archive=[PATH,PATH] (the records.jsonl.gz of earlier reports)")
     return ReportArgs(check_value(cfg["dir"], str, "dir"), check_value(cfg["out"], str, "out"),
                       check_value(cfg.get("title"), str | None, "title"),
-                      check_value(cfg.get("timings", True), bool, "timings"))
+                      check_value(cfg.get("timings", True), bool, "timings"), tuple(archive))
 
 
 #: command -> its argument builder

@@ -369,7 +369,7 @@ def export(cfg: dict, out: Path | None = None, overrides: list[str] = ()) -> dic
 def report(cfg: dict, out: Path | None = None, overrides: list[str] = ()) -> dict:
     """Tables and plots of every run under ``cfg['dir']``, written to ``cfg['out']``."""
     a = argmod.report_args(cfg)
-    paths = write_report(Path(a.dir), Path(a.out), title=a.title, timings=a.timings)
+    paths = write_report(Path(a.dir), Path(a.out), title=a.title, timings=a.timings, archive=a.archive)
     for p in paths:
         print(p)
     return {"files": [str(p) for p in paths]}

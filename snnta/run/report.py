@@ -10,13 +10,18 @@ and, where a search was run, the **re-tuned oracle** (:func:`retuned_oracle`): t
 runs marked ``study.recipe: retuned`` at that bin and the same recipe, with the best validation accuracy.
 
 ``runs.csv`` lists every run with the fields that describe and score it, without times, versions or
-absolute paths, so the same runs always give the same file.
+absolute paths, so the same runs always give the same file.  ``records.jsonl.gz`` keeps every run's whole
+``metrics.json`` (paths made relative to ``dir``): the report's own input, so that a later report can read it
+back as an **archive** (:func:`read_records`) beside new runs, after the run folders (checkpoints) are gone.
 """
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
 import math
+import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -64,49 +69,115 @@ def _normalize(row: dict, rec_key: str, id_key: str):
     return rec
 
 
-def collect(folder: str | Path) -> pd.DataFrame:
-    """Every ``metrics.json`` under ``folder`` as one row (unreadable files are skipped with a note).
+#: columns collect() derives from a record (recomputed when a record is read back, never stored)
+DERIVED = ("group", "family")
+#: fields of a record that differ between two runs of the same configuration: wall times, provenance and the
+#: checkpoint's hash (the checkpoint holds its training's wall time)
+#: (left out of records.jsonl.gz with ``timings=false``, so that rerunning the same sweep gives the same file)
+VOLATILE = ("train_time_s", "eval_time_s", "checkpoint_sha256", "snnta_version", "torch_version", "python",
+            "host_cores", "torch_threads", "git_commit")
+
+
+def _derive(row: dict) -> dict:
+    """Add ``group`` and ``family`` to a record whose ``run`` and ``source_run`` are relative paths."""
+    for old, new in RENAMED.items():
+        if old in row and new not in row:
+            row[new] = row.pop(old)
+    if row.get("kind") == "train":
+        rec = _normalize(row, "recipe", "recipe_id")
+        row["group"] = row.get("recipe_id") or f"run:{row['run']}"
+        row["family"] = recipe_id(rec, drop=("dt",)) if isinstance(rec, dict) else row["group"]
+        if row.get("train_bin_epochs") is None and isinstance(rec, dict) and not rec.get("train.dt_choices") \
+                and row.get("epochs_run") and row.get("n_bins"):
+            # written before the field existed: every epoch at a fixed bin scans n_bins bins per sample
+            row["train_bin_epochs"] = float(row["epochs_run"] * row["n_bins"])
+    else:
+        rec = _normalize(row, "source_recipe", "source_recipe_id")
+        src = row.get("source_run")
+        row["group"] = row.get("source_recipe_id") or (f"run:{src}" if src else "unknown")
+        row["family"] = recipe_id(rec, drop=("dt",)) if isinstance(rec, dict) else None
+    return row
+
+
+def read_records(path: str | Path) -> list[dict]:
+    """The records of an earlier report (``records.jsonl.gz``, or plain ``.jsonl``): one ``metrics.json``
+    per line with its ``run``.  A missing or corrupt file is a :class:`ConfigError` naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"report: archive {path} does not exist; pass the records.jsonl.gz an earlier "
+                          "`snnta report` wrote (e.g. archive=results/study/records.jsonl.gz)")
+    try:
+        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+        rows = [json.loads(line) for line in raw.decode().splitlines() if line.strip()]
+    except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError, gzip.BadGzipFile) as e:
+        raise ConfigError(f"report: archive {path} is corrupt ({type(e).__name__}: {e}); "
+                          "expected the records.jsonl.gz an earlier `snnta report` wrote") from None
+    if not all(isinstance(r, dict) and isinstance(r.get("run"), str) for r in rows):
+        raise ConfigError(f"report: archive {path} is not a file of run records (each line a JSON object "
+                          "with a 'run' field)")
+    return rows
+
+
+def collect(folder: str | Path, archive: str | Path | list | tuple = ()) -> pd.DataFrame:
+    """:func:`gather` as a table, one row per run."""
+    return pd.DataFrame(gather(folder, archive))
+
+
+def gather(folder: str | Path, archive: str | Path | list | tuple = ()) -> list[dict]:
+    """Every ``metrics.json`` under ``folder`` as one record (unreadable files are skipped with a note), then
+    the records of each ``archive`` file (:func:`read_records`) whose run is not among them: a live run
+    folder wins over its archived record, and an earlier archive over a later one.
 
     Adds ``run`` (the run folder relative to ``folder``), ``group`` (the source network's recipe, or for
     runs without one the source run itself, so unrelated models never share a group) and, for training
     runs, ``family`` (the recipe without ``dt``: the same recipe trained at another bin is an oracle).
     """
     folder = Path(folder)
-    if not folder.is_dir():
-        raise ConfigError(f"report: folder {folder} does not exist; point dir= at a folder of runs")
-    root = folder.resolve()
+    archive = [archive] if isinstance(archive, (str, Path)) else list(archive)
     rows = []
-    for path in sorted(folder.rglob("metrics.json")):
-        try:
-            row = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            print(f"snnta report: skipping unreadable {path}")
-            continue
-        if not isinstance(row, dict):
-            continue
-        for old, new in RENAMED.items():
-            if old in row and new not in row:
-                row[new] = row.pop(old)
-        run_dir = path.parent.resolve()
-        row["run"] = run_dir.relative_to(root).as_posix() or "."
-        row["_run_abs"] = str(run_dir)
-        if row.get("kind") == "train":
-            rec = _normalize(row, "recipe", "recipe_id")
-            row["group"] = row.get("recipe_id") or f"run:{run_dir}"
-            row["family"] = recipe_id(rec, drop=("dt",)) if isinstance(rec, dict) else row["group"]
-            if row.get("train_bin_epochs") is None and isinstance(rec, dict) and not rec.get("train.dt_choices") \
-                    and row.get("epochs_run") and row.get("n_bins"):
-                # written before the field existed: every epoch at a fixed bin scans n_bins bins per sample
-                row["train_bin_epochs"] = float(row["epochs_run"] * row["n_bins"])
-        else:
-            src = row.get("source_run") or (str(Path(row["checkpoint"]).parent) if row.get("checkpoint") else None)
-            row["_source_abs"] = str(Path(src).resolve()) if src else None
-            row["source_run"] = _rel(src, root)
-            rec = _normalize(row, "source_recipe", "source_recipe_id")
-            row["group"] = row.get("source_recipe_id") or (f"run:{row['_source_abs']}" if src else "unknown")
-            row["family"] = recipe_id(rec, drop=("dt",)) if isinstance(rec, dict) else None
-        rows.append(row)
-    return pd.DataFrame(rows)
+    if folder.is_dir():
+        root = folder.resolve()
+        for path in sorted(folder.rglob("metrics.json")):
+            try:
+                row = json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError):
+                print(f"snnta report: skipping unreadable {path}")
+                continue
+            if not isinstance(row, dict):
+                continue
+            row["run"] = path.parent.resolve().relative_to(root).as_posix() or "."
+            if row.get("kind") != "train":
+                src = row.get("source_run") or (str(Path(row["checkpoint"]).parent) if row.get("checkpoint") else None)
+                row["source_run"] = _rel(src, root)
+                if row.get("checkpoint"):
+                    row["checkpoint"] = _rel(row["checkpoint"], root)
+            rows.append(_derive(row))
+    elif not archive:
+        raise ConfigError(f"report: folder {folder} does not exist; point dir= at a folder of runs")
+    else:
+        print(f"snnta report: {folder} does not exist; reporting the archived runs only", file=sys.stderr)
+    seen = {r["run"] for r in rows}
+    for path in archive:
+        for row in read_records(path):
+            if row["run"] not in seen:
+                seen.add(row["run"])
+                rows.append(_derive({k: v for k, v in row.items() if k not in DERIVED}))
+    return rows
+
+
+def records(rows: list[dict], timings: bool = True) -> bytes:
+    """Every run of ``rows`` (:func:`gather`) as one JSON line (its metrics.json and ``run``; sorted by run),
+    gzip-compressed with no timestamp, so the same runs give the same bytes.  Without ``timings`` the
+    :data:`VOLATILE` fields are left out."""
+    drop = set(DERIVED) | (set() if timings else set(VOLATILE))
+    lines = [json.dumps({k: v for k, v in row.items() if k not in drop}, sort_keys=True)
+             for row in sorted(rows, key=lambda r: r["run"])]
+    buf = io.BytesIO()
+    with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0, filename="") as g:
+        g.write(("\n".join(lines) + "\n").encode())
+    return buf.getvalue()
+
+
 
 
 # --------------------------------------------------------------------------- formatting
@@ -563,12 +634,16 @@ def runs_table(df: pd.DataFrame) -> pd.DataFrame:
     return t
 
 
-def write_report(folder: str | Path, out: str | Path, title: str | None = None, timings: bool = True) -> list[Path]:
+def write_report(folder: str | Path, out: str | Path, title: str | None = None, timings: bool = True,
+                 archive: str | Path | list | tuple = ()) -> list[Path]:
     """Write ``accuracy.md`` (paper-style tables), ``accuracy.csv`` (every cell: mean, std, n, runs),
-    ``runs.csv`` (every run, stable fields) and ``accuracy_vs_dt.png``; with ``timings`` and timed training
-    runs also ``training.csv`` (training groups with their wall times) and ``training_time.png``, which
-    change from run to run.  Nothing is written when no run is found."""
-    df = collect(folder)
+    ``runs.csv`` (every run, stable fields), ``records.jsonl.gz`` (every run's metrics.json, :func:`records`)
+    and ``accuracy_vs_dt.png``; with ``timings`` and timed training runs also ``training.csv`` (training
+    groups with their wall times) and ``training_time.png``, which change from run to run.  ``archive``:
+    records of earlier reports read beside the runs under ``folder`` (:func:`collect`).  Nothing is written
+    when no run is found."""
+    rows = gather(folder, archive)
+    df = pd.DataFrame(rows)
     if df.empty:
         raise ConfigError(f"report: no metrics.json found under {folder}")
     bl = blocks(df)
@@ -590,6 +665,7 @@ def write_report(folder: str | Path, out: str | Path, title: str | None = None, 
         write_text(out / "accuracy.md", md),
         atomic_write(out / "accuracy.csv", lambda f: long_table(bl).to_csv(f, index=False), mode="w"),
         atomic_write(out / "runs.csv", lambda f: runs_table(df).to_csv(f, index=False), mode="w"),
+        atomic_write(out / "records.jsonl.gz", lambda f: f.write(records(rows, timings))),
         plot(bl, out / "accuracy_vs_dt.png", title),
     ]
     if len(tt) and timings and tt["n_timed"].sum():  # wall times differ from run to run
