@@ -646,10 +646,14 @@ def write_report(folder: str | Path, out: str | Path, title: str | None = None, 
     df = pd.DataFrame(rows)
     if df.empty:
         raise ConfigError(f"report: no metrics.json found under {folder}")
-    bl = blocks(df)
+    adapted = "kind" in df.columns and (df["kind"] == "adapt").any()
+    if not adapted and not ("kind" in df.columns and (df["kind"] == "train").any()):
+        raise ConfigError(f"report: no adaptation or training runs (metrics.json with kind=adapt or train) "
+                          f"under {folder}")
+    bl = blocks(df) if adapted else []   # training runs alone: their table, runs.csv and records only
     tt = training_table(df)
     out = Path(out)
-    md = markdown(bl)
+    md = markdown(bl) if adapted else "No adaptation runs under dir=: only the training runs are reported.\n"
     if len(tt):
         md += ("\n**Training runs** (test accuracy at the training bin: mean ± std (n); epochs run to the early "
                "stop; training work in thousands of bin-epochs, the sum over epochs of the bins per training "
@@ -663,11 +667,12 @@ def write_report(folder: str | Path, out: str | Path, title: str | None = None, 
                    f"{_mean_std(r['bin_epochs'] / 1e3, r['bin_epochs_std'] / 1e3, 1)} | {r['runs'].replace(';', ', ')} |\n")
     paths = [
         write_text(out / "accuracy.md", md),
-        atomic_write(out / "accuracy.csv", lambda f: long_table(bl).to_csv(f, index=False), mode="w"),
         atomic_write(out / "runs.csv", lambda f: runs_table(df).to_csv(f, index=False), mode="w"),
         atomic_write(out / "records.jsonl.gz", lambda f: f.write(records(rows, timings))),
-        plot(bl, out / "accuracy_vs_dt.png", title),
     ]
+    if adapted:
+        paths.insert(1, atomic_write(out / "accuracy.csv", lambda f: long_table(bl).to_csv(f, index=False), mode="w"))
+        paths.append(plot(bl, out / "accuracy_vs_dt.png", title))
     if len(tt) and timings and tt["n_timed"].sum():  # wall times differ from run to run
         paths.insert(2, atomic_write(out / "training.csv", lambda f: tt.to_csv(f, index=False), mode="w"))
         paths.append(plot_training_time(tt[tt["n_timed"] > 0], out / "training_time.png"))

@@ -112,3 +112,19 @@ def test_report_command_takes_archive_from_the_command_line(tmp_path):
     assert report_args({"dir": "runs", "out": "o"}).archive == ()
     with pytest.raises(ConfigError, match="archive:"):
         report_args({"dir": "runs", "out": "o", "archive": [3]})
+
+
+def test_a_folder_of_training_runs_alone_gets_its_training_table_and_records(tmp_path):
+    """New seeds of an oracle, trained after the adaptation runs' folders were lost, can be reported (and
+    archived) on their own."""
+    root = tmp_path / "runs"
+    _train(root, "train/fine0", FINE, 0, 0.85)
+    _train(root, "train/fine1", FINE, 1, 0.87)
+    write_report(root, tmp_path / "a")
+    md = (tmp_path / "a/accuracy.md").read_text()
+    assert "No adaptation runs" in md and "| randman | lif | 1ms | " in md and "86.0 ± 1.4 (2)" in md, md
+    assert not (tmp_path / "a/accuracy.csv").exists() and not (tmp_path / "a/accuracy_vs_dt.png").exists()
+    assert [r["run"] for r in read_records(tmp_path / "a/records.jsonl.gz")] == ["train/fine0", "train/fine1"]
+    write_json(tmp_path / "evals/e/metrics.json", {"kind": "eval", "dataset": "randman", "test_accuracy": 0.5})
+    with pytest.raises(ConfigError, match="no adaptation or training runs"):
+        write_report(tmp_path / "evals", tmp_path / "b")
