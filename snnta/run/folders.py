@@ -56,7 +56,8 @@ def write_run_config(out: Path, cfg: dict, overrides: list[str], exclusive: bool
 #: keys added after runs were stored, and the value that a stored config without them ran with.  Every such
 #: key needs its entry, null defaults too: config_diff reads a missing key as null anyway, but a recipe's id
 #: (normalize_recipe) would change if the new key were kept at its old value
-ABSENT_MEANS = {"train.event_dropout": 0.0, "train.grad_clip": None, "model.surrogate_dt": None}
+ABSENT_MEANS = {"train.event_dropout": 0.0, "train.grad_clip": None, "model.surrogate_dt": None,
+                "train.rate_reg_dt": None}
 
 
 def config_diff(stored: dict, current: dict, prefix: str = "") -> list[str]:

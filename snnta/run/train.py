@@ -41,12 +41,24 @@ class TrainConfig:
     dt_choices: tuple[float | str, ...] | None = None  # mixed time-step training: a bin width drawn per batch
     event_dropout: float = 0.0  # training batches only: each input event dropped with this probability
     grad_clip: float | None = None  # rescale the gradients to this global L2 norm when it is larger (null: never)
+    #: the bin ``rate_reg`` is stated for: at bin ``dt`` the weight is ``rate_reg * rate_reg_dt / dt``, the same
+    #: penalty per spike per second at every bin (None: the same weight per bin, a rate penalty that weakens
+    #: in Hz as the bin shrinks).  :meth:`rate_reg_at`
+    rate_reg_dt: float | str | None = None
 
     def __post_init__(self):
         if self.dt_choices is not None:  # durations with units ("2ms") -> seconds
             dts = tuple(parse_duration(d, f"train.dt_choices[{i}]") if isinstance(d, str) else float(d)
                         for i, d in enumerate(self.dt_choices))
             object.__setattr__(self, "dt_choices", dts)
+        if isinstance(self.rate_reg_dt, str):
+            object.__setattr__(self, "rate_reg_dt", parse_duration(self.rate_reg_dt, "train.rate_reg_dt"))
+
+    def rate_reg_at(self, dt: float) -> float:
+        """The weight ``w`` of the rate penalty ``w * mean_{b,t,n} s`` at bin ``dt``.  The mean spike count per
+        neuron and bin is ``r dt`` for a rate ``r`` in Hz, so ``w = rate_reg * rate_reg_dt / dt`` penalizes
+        ``rate_reg * rate_reg_dt * r`` at every bin; without ``rate_reg_dt``, ``w = rate_reg``."""
+        return self.rate_reg if self.rate_reg_dt is None else self.rate_reg * self.rate_reg_dt / dt
 
     def validate(self) -> None:
         if self.epochs < 1:
@@ -76,6 +88,8 @@ class TrainConfig:
             raise ConfigError(f"train.event_dropout must be in [0, 1), got {self.event_dropout}")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ConfigError(f"train.grad_clip must be > 0 or null (no clipping), got {self.grad_clip}")
+        if self.rate_reg_dt is not None and not self.rate_reg_dt > 0:
+            raise ConfigError(f"train.rate_reg_dt must be a positive duration (e.g. 4ms) or null, got {self.rate_reg_dt}")
         if self.dt_choices is not None and (not self.dt_choices or min(self.dt_choices) <= 0):
             raise ConfigError(f"train.dt_choices: need one or more positive bin widths, got {list(self.dt_choices)}")
 
@@ -94,6 +108,12 @@ def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig):
         return torch.optim.lr_scheduler.LambdaLR(opt, lambda epoch: 1.0)
     return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.5,
                                                       patience=(cfg.lr_patience or 3) - 1)
+
+
+def rate_penalty(spikes: list[torch.Tensor], weight: float) -> torch.Tensor:
+    """``weight * mean_l mean_{b,t,n} s_l``: the mean spike count per neuron and bin, averaged over the
+    hidden layers ``s_l`` (each ``[time, batch, neurons]``)."""
+    return weight * torch.stack([s.mean() for s in spikes]).mean()
 
 
 def clip_gradients(model: torch.nn.Module, max_norm: float | None) -> float:
@@ -258,7 +278,7 @@ def train(model: SNNClassifier, train_ds: EventDataset, dt: float, cfg: TrainCon
             logits, spikes = model(x, model.step_params(dt_b), return_spikes=True)
             loss = F.cross_entropy(logits, y)
             if cfg.rate_reg:
-                loss = loss + cfg.rate_reg * torch.stack([s.mean() for s in spikes]).mean()
+                loss = loss + rate_penalty(spikes, cfg.rate_reg_at(dt_b))
             if not torch.isfinite(loss):
                 kept = f"; the state after epoch {epoch} is kept in {state_path}" if state_path and epoch else ""
                 raise FloatingPointError(f"non-finite loss at epoch {epoch + 1}, step {step + 1}{kept}")

@@ -170,13 +170,41 @@ def test_model_surrogate_dt_reads_a_duration():
             model_config({**TRAIN, "model": {**TRAIN["model"], "surrogate_dt": bad}}, 20, 3)
 
 
+def test_train_rate_reg_dt_reads_a_duration_and_holds_the_penalty_per_spike_per_second():
+    """rate_reg_dt = 4 ms: at 1 ms a network firing 30 Hz (0.03 spikes per bin) pays the penalty it pays at
+    4 ms (0.12 per bin); without it, a quarter as much."""
+    import torch
+
+    from snnta.run.args import train_args
+    from snnta.run.train import rate_penalty
+
+    a = train_args({**TRAIN, "train": {**TRAIN["train"], "rate_reg_dt": "4ms"}})
+    assert a.train.rate_reg_dt == pytest.approx(4e-3) and a.train.rate_reg_at(1e-3) == pytest.approx(4 * a.train.rate_reg)
+    plain = train_args(TRAIN).train
+    assert plain.rate_reg_dt is None and plain.rate_reg_at(1e-3) == plain.rate_reg_at(4e-3) == plain.rate_reg
+
+    def trains(dt, hz=30):  # [1 s of bins, batch 2, 10 neurons]: exactly hz spikes in the second
+        t = int(round(1 / dt))
+        s = torch.zeros(t, 2, 10)
+        s[torch.linspace(0, t - 1, hz).long()] = 1.0
+        return [s]
+
+    coarse = rate_penalty(trains(4e-3), a.train.rate_reg_at(4e-3))
+    fine = rate_penalty(trains(1e-3), a.train.rate_reg_at(1e-3))
+    assert fine.item() == pytest.approx(coarse.item()) and coarse.item() == pytest.approx(0.12)
+    assert rate_penalty(trains(1e-3), plain.rate_reg_at(1e-3)).item() == pytest.approx(coarse.item() / 4)
+    for bad, msg in (("4", "carry units|unit"), ("0ms", "rate_reg_dt")):
+        with pytest.raises(ConfigError, match=msg):
+            train_args({**TRAIN, "train": {**TRAIN["train"], "rate_reg_dt": bad}})
+
+
 def test_keys_added_later_keep_a_recipe_id():
     """A run stored before an option existed and one stored after, at the option's old value, share a recipe id
     (else the report would split a recipe family); the option at a new value is another recipe."""
     from snnta.run.folders import ABSENT_MEANS, recipe, recipe_id
 
     old = recipe(TRAIN)
-    assert {"train.event_dropout", "train.grad_clip", "model.surrogate_dt"} <= set(ABSENT_MEANS)
+    assert {"train.event_dropout", "train.grad_clip", "model.surrogate_dt", "train.rate_reg_dt"} <= set(ABSENT_MEANS)
     for key, value in ABSENT_MEANS.items():
         group, name = key.split(".")
         new = recipe({**TRAIN, group: {**TRAIN[group], name: value}})

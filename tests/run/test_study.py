@@ -84,6 +84,26 @@ def test_mixed_training_runs_and_validates_at_the_main_dt(data, tmp_path):
     assert dep.dt == pytest.approx(4e-3) and len(history) == 2 and "val_accuracy" in history[-1]
 
 
+def test_mixed_training_weighs_the_rate_penalty_per_drawn_bin_with_rate_reg_dt(data, tmp_path, monkeypatch):
+    """With rate_reg_dt = 4 ms each batch's penalty weight is rate_reg x 4 ms / its drawn bin (2 at 2 ms,
+    0.5 at 8 ms); without it the weight is rate_reg at every bin."""
+    import snnta.run.train as train_mod
+
+    seen = []
+    real = train_mod.rate_penalty
+    monkeypatch.setattr(train_mod, "rate_penalty", lambda spikes, w: seen.append((spikes[0].shape[0], w)) or
+                        real(spikes, w))
+    train_ds, _ = data
+    cfg = dict(epochs=2, batch_size=16, dt_choices=("2ms", "4ms", "8ms"), val_fraction=0.2)
+    train(tiny_model(train_ds), train_ds, 4e-3, TrainConfig(**cfg, rate_reg_dt="4ms"), progress=False)
+    bins = {n_bins(train_ds.duration, dt): dt for dt in (2e-3, 4e-3, 8e-3)}
+    assert {bins[t] for t, _ in seen} == set(bins.values())          # every bin was drawn
+    assert all(w == pytest.approx(4e-3 / bins[t]) for t, w in seen)
+    seen.clear()
+    train(tiny_model(train_ds), train_ds, 4e-3, TrainConfig(**cfg), progress=False)
+    assert seen and all(w == 1.0 for _, w in seen)
+
+
 def test_event_dropout_thins_counts_binomially_and_reproducibly():
     """Each event is kept with probability 1 - p: the total count falls to (1 - p) of it within 4 standard
     deviations, no bin grows, empty bins stay empty, the same generator seed gives the same draw, p = 0 is
