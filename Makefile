@@ -47,6 +47,7 @@ endef
 # The study (issue 14, results/study/README.md): for each dataset the training sweeps (sources, oracles,
 # the re-tuned oracles' search, mixed time-step networks), then the adaptation sweeps, then the report.  Hours of compute: stop it any
 # time; the same command resumes (finished runs are skipped, interrupted ones continue from their last epoch).
+# The report reads the published records.jsonl.gz back (archive=), so runs whose folders are gone stay in it.
 STUDY_DATASETS ?= spoken_digits
 STUDY_JOBS     ?= 2
 study: $(STAMP)
@@ -56,7 +57,8 @@ study: $(STAMP)
 	  for e in adapt adapt_8ms adapt_mixed; do \
 	    $(BIN)/snnta adapt -m +experiment=$${d}_$$e hydra.launcher.n_jobs=$(STUDY_JOBS) || exit 1; done; \
 	done
-	$(BIN)/snnta report dir=runs/study out=results/study title="snnta study: zero-shot adaptation across bin widths"
+	$(BIN)/snnta report dir=runs/study out=results/study title="snnta study: zero-shot adaptation across bin widths" \
+	  $(if $(wildcard results/study/records.jsonl.gz),archive=results/study/records.jsonl.gz)
 
 clean:
 	rm -rf $(VENV) runs outputs multirun .pytest_cache
