@@ -1,6 +1,7 @@
 """The study's analysis beyond `snnta report`: the issue's bar, what happens at each rho, training cost.
 
     python scripts/study_analysis.py runs/study results/study/analysis.md --dataset spoken_digits
+        [--archive results/study/records.jsonl.gz]
 
 Reads every run under the folder (``snnta.run.report.collect``) and writes one Markdown file:
 1. per source network (neuron, source bin) and target ratio rho: the best adapted network (method and spike
@@ -177,6 +178,8 @@ def _devices(run_dir: Path, metrics_devices) -> str:
     earlier epochs elsewhere."""
     if isinstance(metrics_devices, list) and "unrecorded" not in metrics_devices:
         return "+".join(metrics_devices)
+    if not (run_dir / "config.yaml").is_file():  # an archived run whose folder is gone
+        return "unrecorded"
     return str(yaml.safe_load((run_dir / "config.yaml").read_text()).get("device", "?")) + "*"
 
 
@@ -218,8 +221,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("folder", type=Path)
     p.add_argument("out", type=Path)
     p.add_argument("--dataset", default=None)
+    p.add_argument("--archive", type=Path, action="append", default=[],
+                   help="records.jsonl.gz of an earlier `snnta report`, read beside the runs (repeatable)")
     a = p.parse_args(argv)
-    df = collect(a.folder)
+    df = collect(a.folder, a.archive)
     datasets = sorted(df["dataset"].dropna().unique())
     if a.dataset is None and len(datasets) > 1:  # the tables group by neuron and bin, not by dataset
         raise SystemExit(f"study_analysis: {a.folder} holds runs of {', '.join(datasets)}; pass --dataset NAME")

@@ -19,7 +19,7 @@ def _train(root, run, rec, seed, acc, **extra):
     dt = float(rec["dt"].removesuffix("ms")) / 1e3
     write_json(root / run / "metrics.json", {"kind": "train", "dataset": "randman", "neuron": "lif", "dt": dt,
                                              "seed": seed, "recipe": rec, "recipe_id": recipe_id(rec),
-                                             "test_accuracy": acc, "best_val_accuracy": acc, "epochs_run": 10,
+                                             "test_accuracy": acc, "best_val_accuracy": acc, "epochs_run": 10, "best_epoch": 5,
                                              "n_bins": 250, "train_time_s": 100.0 + seed, "git_commit": "abc",
                                              **extra})
 
@@ -30,7 +30,7 @@ def _adapt(root, run, source, acc, tgt=0.001):
                 "rho": tgt / 0.004, "method": "euler", "spikes": "source", "status": "ok",
                 "source_run": str(root / source), "checkpoint": str(root / source / "checkpoint.pt"),
                 "source_recipe": REC, "source_recipe_id": recipe_id(REC), "test_accuracy": acc,
-                "eval_time_s": 3.0})
+                "eval_time_s": 3.0, "test_rate_hz": 20.0, "clamped_decays": 0, "max_spikes": 1})
 
 
 def _study(root):
@@ -128,3 +128,22 @@ def test_a_folder_of_training_runs_alone_gets_its_training_table_and_records(tmp
     write_json(tmp_path / "evals/e/metrics.json", {"kind": "eval", "dataset": "randman", "test_accuracy": 0.5})
     with pytest.raises(ConfigError, match="no adaptation or training runs"):
         write_report(tmp_path / "evals", tmp_path / "b")
+
+
+def test_study_analysis_reads_an_archive_when_the_run_folders_are_gone(tmp_path):
+    """scripts/study_analysis.py --archive: the bar and training tables from archived records alone; a run
+    with no recorded devices and no folder shows 'unrecorded' instead of failing on its config.yaml."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "study_analysis", Path(__file__).resolve().parents[2] / "scripts" / "study_analysis.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    root = tmp_path / "runs"
+    _study(root)
+    write_report(root, tmp_path / "a")
+    out = tmp_path / "analysis.md"
+    assert mod.main([str(tmp_path / "gone"), str(out), "--archive", str(tmp_path / "a/records.jsonl.gz")]) in (0, None)
+    text = out.read_text()
+    assert "| lif | 4 ms | source | 2 |" in text and "unrecorded" in text, text
