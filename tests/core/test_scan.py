@@ -220,13 +220,9 @@ def test_cuda_training_step_matches_cpu(neuron):
 
 def test_grad_precision_script_float32_close_to_float64(capsys):
     """scripts/grad_precision.py at a small size: float32 gradients of LIF within 1e-3 of the float64 run."""
-    import importlib.util
-    from pathlib import Path
+    from tests.conftest import load_script
 
-    path = Path(__file__).resolve().parents[2] / "scripts" / "grad_precision.py"
-    spec = importlib.util.spec_from_file_location("grad_precision", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script("grad_precision")
     assert mod.main(["--T", "80", "--batch", "3", "--hidden", "12"]) == 0
     lines = capsys.readouterr().out.splitlines()
     lif = next(line for line in lines if line.startswith("LIF"))

@@ -274,15 +274,11 @@ def test_defaults_and_fallback_when_the_split_grid_does_not_fit(monkeypatch):
 def test_config_sweep_script_compares_layouts(tmp_path, monkeypatch, capsys):
     """scripts/bench_triton_configs.py at a tiny size under the interpreter: the plain and the split layout both
     run, their spikes agree with the first configuration's, and the fastest is printed for bench_gpu.sh."""
-    import importlib.util
-    from pathlib import Path
+    from tests.conftest import load_script
 
     if DEVICE == "cuda":
         pytest.skip("the GPU benchmark runs this script at full size")
-    path = Path(__file__).resolve().parents[2] / "scripts" / "bench_triton_configs.py"
-    spec = importlib.util.spec_from_file_location("bench_triton_configs", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script("bench_triton_configs")
     out = tmp_path / "configs.md"
     try:
         mod.main(["--H", "40", "--T", "5", "--batch", "17", "--reps", "1", "--neurons", "lif",

@@ -133,13 +133,9 @@ def test_a_folder_of_training_runs_alone_gets_its_training_table_and_records(tmp
 def test_study_analysis_reads_an_archive_when_the_run_folders_are_gone(tmp_path):
     """scripts/study_analysis.py --archive: the bar and training tables from archived records alone; a run
     with no recorded devices and no folder shows 'unrecorded' instead of failing on its config.yaml."""
-    import importlib.util
-    from pathlib import Path
+    from tests.conftest import load_script
 
-    spec = importlib.util.spec_from_file_location(
-        "study_analysis", Path(__file__).resolve().parents[2] / "scripts" / "study_analysis.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script("study_analysis")
     root = tmp_path / "runs"
     _study(root)
     write_report(root, tmp_path / "a")

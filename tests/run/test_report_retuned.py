@@ -75,13 +75,9 @@ def test_same_recipe_wins_the_search_when_its_validation_is_best(tmp_path):
 
 
 def test_study_analysis_bar_is_against_the_retuned_oracle_where_it_exists(tmp_path):
-    import importlib.util
-    from pathlib import Path
+    from tests.conftest import load_script
 
-    spec = importlib.util.spec_from_file_location(
-        "study_analysis", Path(__file__).resolve().parents[2] / "scripts" / "study_analysis.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script("study_analysis")
     root = tmp_path / "runs"
     _runs(root)
     write_json(root / "adapt/s0_2ms_rebin" / "metrics.json",  # shown beside the best, never counted as it

@@ -52,13 +52,9 @@ def test_training_table_counts_work_in_bin_epochs_and_fills_it_in_for_older_fixe
 def test_study_analysis_training_table_names_retuned_settings_and_shows_work_and_devices(tmp_path):
     """A re-tuned setting is its own row, named by how it differs from the source recipe; work comes from
     the metrics (or epochs x bins for older runs), devices from the epochs (or `config.yaml`, marked `*`)."""
-    import importlib.util
-    from pathlib import Path
+    from tests.conftest import load_script
 
-    spec = importlib.util.spec_from_file_location(
-        "study_analysis", Path(__file__).resolve().parents[2] / "scripts" / "study_analysis.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script("study_analysis")
     root = tmp_path / "runs"
     src = {**REC, "train.lr": 0.002, "train.grad_clip": None}
     _train(root, "train/s0", src, 0, 40, 250)

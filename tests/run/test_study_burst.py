@@ -85,11 +85,9 @@ def test_burst_runs_jobs_into_the_sweep_folders_and_stops_at_the_deadline(tmp_pa
 
 def test_study_analysis_lists_only_the_chosen_datasets_unfinished_runs(tmp_path):
     """scripts/study_analysis.py --dataset NAME: the unfinished-runs table holds that dataset's runs only."""
-    import importlib.util
+    from tests.conftest import load_script
 
-    spec = importlib.util.spec_from_file_location("study_analysis", ROOT / "scripts" / "study_analysis.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script("study_analysis")
     for dataset in ("aa", "bb"):
         run = tmp_path / dataset / "train" / "lif_2ms_seed0"
         run.mkdir(parents=True)
