@@ -72,8 +72,8 @@ def _normalize(row: dict, rec_key: str, id_key: str):
 #: columns collect() derives from a record (recomputed when a record is read back, never stored)
 DERIVED = ("group", "family")
 #: fields of a record that differ between two runs of the same configuration: wall times, provenance and the
-#: checkpoint's hash (the checkpoint holds its training's wall time)
-#: (left out of records.jsonl.gz with ``timings=false``, so that rerunning the same sweep gives the same file)
+#: checkpoint's hash (the checkpoint holds its training's wall time); left out of records.jsonl.gz with
+#: ``timings=false``, so that rerunning the same sweep gives the same file
 VOLATILE = ("train_time_s", "eval_time_s", "checkpoint_sha256", "snnta_version", "torch_version", "python",
             "host_cores", "torch_threads", "git_commit")
 
@@ -176,8 +176,6 @@ def records(rows: list[dict], timings: bool = True) -> bytes:
     with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0, filename="") as g:
         g.write(("\n".join(lines) + "\n").encode())
     return buf.getvalue()
-
-
 
 
 # --------------------------------------------------------------------------- formatting
