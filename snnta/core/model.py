@@ -20,6 +20,7 @@ from snnta.core.neurons.step import SpikeStep
 from snnta.core.neurons import build_neuron
 from snnta.core.neurons.step import StepParams
 from snnta.core.kernel import input_projection
+from snnta.core.units import per_bin
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ class ModelConfig:
         """The surrogate slope ``k`` of ``psi(v) = (1 + k |v|)^-2`` at bin ``dt``: ``surrogate_slope``, times
         ``surrogate_dt / dt`` when ``surrogate_dt`` is set (a window of fixed width in bins' worth of membrane
         change, not in volts)."""
-        return self.surrogate_slope if self.surrogate_dt is None else self.surrogate_slope * self.surrogate_dt / dt
+        return per_bin(self.surrogate_slope, self.surrogate_dt, dt)
 
     def to_dict(self) -> dict:
         d = asdict(self)

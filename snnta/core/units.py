@@ -99,3 +99,10 @@ def check_binning(duration: float, dt: float, name: str = "dt") -> int:
         raise ConfigError(f"{name}={format_duration(dt)} needs {n:,} bins per {format_duration(duration)} "
                           f"sample (more than {MAX_BINS:,}); choose at least {format_duration(duration / MAX_BINS)}")
     return n
+
+
+def per_bin(value: float, stated_dt: float | None, dt: float) -> float:
+    """A per-bin constant stated for bin ``stated_dt``, read at bin ``dt``: ``value * stated_dt / dt`` (``value``
+    itself when ``stated_dt`` is None).  Used for the recipe's constants that act once per bin (the surrogate
+    slope, the rate penalty's weight), so that one setting means the same per second at every bin."""
+    return value if stated_dt is None else value * stated_dt / dt

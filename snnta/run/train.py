@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from snnta.core.deployment import Deployment, deploy
-from snnta.core.units import parse_duration
+from snnta.core.units import parse_duration, per_bin
 from snnta.data.events import BIN_MODES, EventDataset, bin_batch, iter_batches
 from snnta.errors import CheckpointError, ConfigError
 from snnta.run.evaluate import evaluate
@@ -58,7 +58,7 @@ class TrainConfig:
         """The weight ``w`` of the rate penalty ``w * mean_{b,t,n} s`` at bin ``dt``.  The mean spike count per
         neuron and bin is ``r dt`` for a rate ``r`` in Hz, so ``w = rate_reg * rate_reg_dt / dt`` penalizes
         ``rate_reg * rate_reg_dt * r`` at every bin; without ``rate_reg_dt``, ``w = rate_reg``."""
-        return self.rate_reg if self.rate_reg_dt is None else self.rate_reg * self.rate_reg_dt / dt
+        return per_bin(self.rate_reg, self.rate_reg_dt, dt)
 
     def validate(self) -> None:
         if self.epochs < 1:
