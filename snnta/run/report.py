@@ -5,7 +5,8 @@ the seed, :func:`snnta.run.folders.recipe`), so runs of different models are nev
 each cell averages only over seeds (one adapted run per source run) and shows ``mean ± std (n)``.
 The paper-style table puts methods x spike steps in rows and the ratio ``rho = dt_T / dt_S`` in columns,
 per dataset, neuron, source bin and recipe, with the best adapted cell per column in bold and the
-**oracle** rows: networks trained directly at the target bin with the same recipe (only ``dt`` differs),
+**oracle** rows: networks trained directly at the target bin with the same recipe (only ``dt`` differs; for
+a mixed time-step source, also ``train.dt_choices``: a mixed network is never an oracle, not even at its own bin),
 and, where a search was run, the **re-tuned oracle** (:func:`retuned_oracle`): the setting, among the
 runs marked ``study.recipe: retuned`` at that bin and the same recipe, with the best validation accuracy.
 
@@ -237,6 +238,8 @@ def blocks(df: pd.DataFrame) -> list[dict]:
     # one adapted run per source network and setting: a repeated run is not another seed
     runs = runs.sort_values("run").drop_duplicates(["source", "method", "spikes", "tgt_dt"], keep="last")
     trains = df[df["kind"] == "train"] if (df["kind"] == "train").any() else pd.DataFrame(columns=df.columns)
+    # oracles are trained at one bin: a mixed time-step network is never one, not even at its checkpoint bin
+    fixed = trains[~trains["recipe"].map(_is_mixed)] if "recipe" in trains.columns else trains
     out = []
     for (dataset, neuron, src_dt, group), b in runs.groupby(["dataset", "neuron", "src_dt", "group"], sort=True):
         src = trains[(trains["group"] == group) & np.isclose(trains["dt"].astype(float), src_dt)] \
@@ -250,13 +253,15 @@ def blocks(df: pd.DataFrame) -> list[dict]:
                                                 sorted(c["source"].astype(str)))
         family = b["family"].dropna().iloc[0] if "family" in b.columns and b["family"].notna().any() else None
         oracle, retuned = {}, {}
-        if family is not None and len(trains):
-            fam = trains[(trains["family"] == family) & (trains["dataset"] == dataset) & (trains["neuron"] == neuron)]
+        if family is not None and len(fixed):
+            family = _fixed_family(b["source_recipe"].dropna().iloc[0] if "source_recipe" in b.columns
+                                   and b["source_recipe"].notna().any() else None, fixed, family)
+            fam = fixed[(fixed["family"] == family) & (fixed["dataset"] == dataset) & (fixed["neuron"] == neuron)]
             for tgt in tgts:
                 c = fam[np.isclose(fam["dt"].astype(float), tgt)]
                 if len(c):
                     oracle[tgt] = (*_stats(100 * c["test_accuracy"].astype(float)), sorted(c["run"]))
-                r = retuned_oracle(trains, dataset, neuron, family, tgt)
+                r = retuned_oracle(fixed, dataset, neuron, family, tgt)
                 if r is not None:
                     retuned[tgt] = r
         out.append({"dataset": dataset, "neuron": neuron, "src_dt": float(src_dt), "group": group,
@@ -268,6 +273,23 @@ def blocks(df: pd.DataFrame) -> list[dict]:
                     "cells": cells, "oracle": oracle, "retuned": retuned})
     _label_recipes(out)
     return out
+
+
+def _is_mixed(rec) -> bool:
+    """A recipe of mixed time-step training (a bin drawn per batch from ``train.dt_choices``)."""
+    return isinstance(rec, dict) and bool(rec.get("train.dt_choices"))
+
+
+def _fixed_family(rec, fixed: pd.DataFrame, family: str) -> str:
+    """The family of the fixed-bin networks a block is compared against: for a mixed time-step source, the
+    family of its recipe without ``train.dt_choices`` (the same recipe trained at one bin) where such a
+    network was trained; else ``family`` itself."""
+    if not _is_mixed(rec):
+        return family
+    key = recipe_id(rec, drop=("dt", "train.dt_choices"))
+    same = fixed[fixed["recipe"].map(lambda r: isinstance(r, dict) and recipe_id(r, drop=("dt", "train.dt_choices"))
+                                     == key)]
+    return same["family"].iloc[0] if len(same) else family
 
 
 def _is_retuned(rec) -> bool:

@@ -94,12 +94,38 @@ def test_study_analysis_bar_is_against_the_retuned_oracle_where_it_exists(tmp_pa
     assert "| -11.0 | missed vs same recipe (oracle n=1) |" in rows["8 ms"]
 
 
+def _mixed_adapt(root, name, mixed, tgt_dt, acc):
+    write_json(root / "adapt" / name / "metrics.json",
+               {"kind": "adapt", "dataset": "randman", "neuron": "lif", "src_dt": 0.004, "tgt_dt": tgt_dt,
+                "rho": tgt_dt / 0.004, "method": "integral", "spikes": "bin", "status": "ok",
+                "source_run": str(root / "train/mixed_s0"), "source_recipe": mixed,
+                "source_recipe_id": recipe_id(mixed), "test_accuracy": acc})
+
+
+def test_a_mixed_network_is_compared_with_its_recipe_trained_at_one_bin_and_is_never_its_own_oracle(tmp_path):
+    """The oracle of a mixed time-step network is its recipe without ``train.dt_choices`` trained at the target
+    bin; the mixed network itself (checkpoint bin 4 ms) is neither that oracle nor a re-tuned candidate."""
+    root = tmp_path / "runs"
+    _runs(root)
+    mixed = {**SOURCE, "train.dt_choices": ["2ms", "4ms"]}
+    _train(root, "train/mixed_s0", mixed, 0, 0.99, 0.5)   # best validation of all: would win if it were a candidate
+    for tgt, acc in ((0.002, 0.8), (0.004, 0.85)):
+        _mixed_adapt(root, f"mixed_{tgt}", mixed, tgt, acc)
+    b = {b["group"]: b for b in blocks(collect(root))}[recipe_id(mixed)]
+    assert b["oracle"][0.004][:4] == (91.0, pytest.approx(1.414, abs=1e-3), 2, ["train/src_s0", "train/src_s1"])
+    assert b["oracle"][0.002][3] == ["train/same_2ms_s0"]
+    assert b["retuned"][0.002][3] == ["retune/a_s0", "retune/a_s1"] and b["retuned"][0.002][5] == 3
+    src = {b["group"]: b for b in blocks(collect(root))}[recipe_id(SOURCE)]
+    assert "train/mixed_s0" not in src["oracle"].get(0.004, (0, 0, 0, []))[3]
+
+
 def test_a_block_without_its_own_oracle_compares_with_the_plain_recipe_at_that_bin(tmp_path):
-    """A mixed time-step network's recipe is never trained at 2 ms: its re-tuned candidates are the searched
-    settings and the study's plain recipe there, and the label says which won."""
+    """A mixed time-step network whose recipe differs in more than its bins is never trained at 2 ms: its
+    re-tuned candidates are the searched settings and the study's plain recipe there, and the label says which
+    won."""
     root = tmp_path / "runs"
     _runs(root, same_recipe_val=0.95)
-    mixed = {**SOURCE, "train.dt_choices": ["2ms", "4ms"]}
+    mixed = {**SOURCE, "train.dt_choices": ["2ms", "4ms"], "model.surrogate_dt": "4ms"}
     _train(root, "train/mixed_s0", mixed, 0, 0.9, 0.9)
     write_json(root / "adapt/mixed_2ms" / "metrics.json",
                {"kind": "adapt", "dataset": "randman", "neuron": "lif", "src_dt": 0.004, "tgt_dt": 0.002, "rho": 0.5,
