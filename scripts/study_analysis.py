@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from snnta.run.report import _setting, _stats, cell, collect, fmt_rho, retuned_oracle
+from snnta.run.report import _setting, _stats, cell, collect, fmt_rho, mean_std, retuned_oracle
 
 
 def pct(values) -> str:
@@ -200,12 +200,11 @@ def training_table(train: pd.DataFrame, folder: Path, dataset: str | None = None
         if label == "retuned":
             label = f"retuned: {_setting(t['recipe'].iloc[0], sources.get(neuron))}"
         work = t["train_bin_epochs"].astype(float) / 1e3 if "train_bin_epochs" in t else pd.Series([np.nan])
-        work_cell = "" if work.isna().all() else (f"{work.mean():.1f}" + (f" ± {work.std(ddof=1):.1f}"
-                                                                          if work.notna().sum() > 1 else ""))
+        work_cell = mean_std(work.mean(), work.std(ddof=1), 1, int(work.notna().sum()))
         devs = sorted({_devices(folder / r, d) for r, d in zip(t["run"], t.get("train_devices", [None] * len(t)))})
         out.append(f"| {neuron} | {ms(dt)} | {label} | {len(t)} | {pct(t['test_accuracy'])} | "
                    f"{t['epochs_run'].mean():.0f} ({t['best_epoch'].mean():.0f}) | {work_cell} | "
-                   f"{t['train_time_s'].mean():.0f} ± {t['train_time_s'].std(ddof=1) if len(t) > 1 else 0:.0f} | "
+                   f"{mean_std(t['train_time_s'].mean(), t['train_time_s'].std(ddof=1), 0, len(t))} | "
                    f"{', '.join(devs)} |")
     part = partial_runs(folder, dataset)
     if part:

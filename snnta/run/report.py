@@ -201,11 +201,13 @@ def cell(mean: float, std: float, n: int, bold: bool = False) -> str:
     return f"{value} ± {std:.1f} ({n})" if n > 1 else f"{value} ({n})"
 
 
-def _mean_std(mean: float, std: float, digits: int) -> str:
-    """``mean ± std`` with ``digits`` decimals; empty when unknown (NaN), the mean alone when std is 0 or NaN."""
+def mean_std(mean: float, std: float, digits: int, n: int | None = None) -> str:
+    """``mean ± std`` with ``digits`` decimals; empty when unknown (NaN), the mean alone when std is NaN, or 0
+    while ``n`` (the number of values) is not given or is 1."""
     if mean is None or math.isnan(mean):
         return ""
-    return f"{mean:.{digits}f}" + (f" ± {std:.{digits}f}" if std and not math.isnan(std) else "")
+    shown = std is not None and not math.isnan(std) and (std != 0 or (n or 0) > 1)
+    return f"{mean:.{digits}f}" + (f" ± {std:.{digits}f}" if shown else "")
 
 
 def _stats(values) -> tuple[float, float, int]:
@@ -683,8 +685,8 @@ def write_report(folder: str | Path, out: str | Path, title: str | None = None, 
         for _, r in tt.iterrows():
             md += (f"| {r['dataset']} | {r['neuron']} | {r['dt_ms']:g}ms | {r['recipe'] or '-'} | "
                    f"{cell(r['test_accuracy_pct'], r['test_accuracy_std'], r['n'])} | "
-                   f"{_mean_std(r['epochs_run'], r['epochs_run_std'], 0)} | "
-                   f"{_mean_std(r['bin_epochs'] / 1e3, r['bin_epochs_std'] / 1e3, 1)} | {r['runs'].replace(';', ', ')} |\n")
+                   f"{mean_std(r['epochs_run'], r['epochs_run_std'], 0)} | "
+                   f"{mean_std(r['bin_epochs'] / 1e3, r['bin_epochs_std'] / 1e3, 1)} | {r['runs'].replace(';', ', ')} |\n")
     paths = [
         write_text(out / "accuracy.md", md),
         atomic_write(out / "runs.csv", lambda f: runs_table(df).to_csv(f, index=False), mode="w"),

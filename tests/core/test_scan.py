@@ -3,7 +3,6 @@
 Every comparison runs twice: with the compiled CPU loops (numba) and with the torch loops
 (``SNNTA_SCAN=torch``)."""
 
-import numpy as np
 import pytest
 import torch
 
