@@ -158,7 +158,8 @@ def precheck(command: str, overrides: list[str]) -> dict:
             key, sep, value = o.partition("=")
             vals = _split_sweep(value) if sep and not key.lstrip("+~").startswith("hydra") else None
             if vals and len(vals) > 1:
-                raise ConfigError(f"{key}: {value!r} lists several values; add -m to run one job per value")
+                raise ConfigError(f"{key}: {value!r} lists several values; add -m to run one job per value, "
+                                  f"or quote the value to keep its commas: '{key}=\"{value}\"'")
     sweep_dir, checks = None, []
     sweep_keys = [o for o in overrides if o.startswith("hydra.sweep.")]  # the folder a user names wins
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3", job_name=f"snnta_{command}"):

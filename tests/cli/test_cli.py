@@ -50,7 +50,8 @@ def test_adapt_sweep_and_report(trained):
     src = [r for r in rows if r["spikes"] == "source" and r["tgt_dt"] == pytest.approx(8e-3)]
     assert all(r["max_spikes"] == 2 for r in src)
     out = trained / "report"
-    snnta("report", "dir=runs", f"out={out}", cwd=trained)
+    # a quoted value keeps its comma (unquoted, it would be read as a sweep: a failed command)
+    snnta("report", "dir=runs", f"out={out}", 'title="snnta: runs of a test, quoted"', cwd=trained)
     table = pd.read_csv(out / "accuracy.csv")
     adapted = table[~table["row"].isin(["source", "oracle"])]
     assert len(adapted) == 20 and sorted(set(adapted["tgt_dt_ms"])) == [2.0, 8.0] and set(adapted["n"]) == {1}
@@ -86,6 +87,8 @@ def test_adapt_defaults_to_latest_train_run_and_eval_reads_adapted(trained):
     (["fly"], "unknown command 'fly'"),
     (["train", "train.epochs=0"], "train.epochs must be >= 1"),
     (["train", "neuron.tau_min=5"], "neuron.tau_min: '5' has no unit"),
+    (["report", "title=runs of today, again"], """title: 'runs of today, again' lists several values; add -m to run """
+     """one job per value, or quote the value to keep its commas: 'title="runs of today, again"'"""),
 ])
 def test_bad_input_one_line_no_traceback(tmp_path, args, fragment):
     proc = snnta(*args, cwd=tmp_path, check=False)
