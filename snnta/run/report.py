@@ -343,8 +343,11 @@ def retuned_oracle(trains: pd.DataFrame, dataset: str, neuron: str, family: str,
     own = unmarked[unmarked["family"] == family]
     if len(unmarked):
         base = (own if len(own) else unmarked)["recipe"].iloc[0]
-    else:  # nothing unmarked trained at this bin: name the setting against the family's recipe at its own bin
+    else:  # nothing unmarked trained at this bin: name the setting against the family's recipe at its own bin,
+        # else (a block whose own recipe is not among ``trains``) against the study's plain recipe at another bin
         fam = ours[(ours["family"] == family) & ~ours["recipe"].map(_is_retuned)]
+        fam = fam if len(fam) else ours[ours["recipe"].map(lambda r: isinstance(r, dict)
+                                                            and r.get(RETUNED[0]) == "source")]
         base = fam["recipe"].iloc[0] if len(fam) else None
     setting = _setting(best["recipe"].iloc[0], base)
     if setting == "the same recipe" and not (best["family"] == family).any():

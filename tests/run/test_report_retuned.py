@@ -151,3 +151,16 @@ def test_a_retuned_setting_without_a_same_recipe_run_at_its_bin_is_named_against
     (b,) = blocks(collect(root))
     mean, _, n, runs, setting, n_settings = b["retuned"][0.001]
     assert (mean, n, runs, setting, n_settings) == (38.0, 1, ["retune/c_s0"], "model.w_in_gain=80.0", 1)
+
+
+def test_a_mixed_block_names_a_retuned_setting_against_the_plain_recipe_when_nothing_unmarked_ran_there(tmp_path):
+    """At 1 ms only a searched setting ran; the mixed network's own recipe is not a fixed-bin recipe, so the
+    setting reads against the study's plain recipe (its few changed keys), not as the whole recipe."""
+    root = tmp_path / "runs"
+    _runs(root)
+    _train(root, "retune/c_s0", dict(_rec("1ms"), **{"study.recipe": "retuned", "model.w_in_gain": 80.0}), 0, 0.4, 0.38)
+    mixed = {**SOURCE, "train.dt_choices": ["2ms", "4ms"], "model.surrogate_dt": "4ms"}
+    _train(root, "train/mixed_s0", mixed, 0, 0.9, 0.9)
+    _mixed_adapt(root, "mixed_1ms", mixed, 0.001, 0.8)
+    b = {b["group"]: b for b in blocks(collect(root))}[recipe_id(mixed)]
+    assert b["retuned"][0.001][3:] == (["retune/c_s0"], "model.w_in_gain=80.0", 1)
