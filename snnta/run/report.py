@@ -254,10 +254,11 @@ def blocks(df: pd.DataFrame) -> list[dict]:
                 cells[(method, spikes, tgt)] = (*_stats(100 * c["test_accuracy"].astype(float)),
                                                 sorted(c["source"].astype(str)))
         family = b["family"].dropna().iloc[0] if "family" in b.columns and b["family"].notna().any() else None
+        rec = b["source_recipe"].dropna().iloc[0] if "source_recipe" in b.columns \
+            and b["source_recipe"].notna().any() else None
         oracle, retuned = {}, {}
         if family is not None and len(fixed):
-            family = _fixed_family(b["source_recipe"].dropna().iloc[0] if "source_recipe" in b.columns
-                                   and b["source_recipe"].notna().any() else None, fixed, family)
+            family = _fixed_family(rec, fixed, family)
             fam = fixed[(fixed["family"] == family) & (fixed["dataset"] == dataset) & (fixed["neuron"] == neuron)]
             for tgt in tgts:
                 c = fam[np.isclose(fam["dt"].astype(float), tgt)]
@@ -267,8 +268,7 @@ def blocks(df: pd.DataFrame) -> list[dict]:
                 if r is not None:
                     retuned[tgt] = r
         out.append({"dataset": dataset, "neuron": neuron, "src_dt": float(src_dt), "group": group,
-                    "recipe": b["source_recipe"].dropna().iloc[0] if "source_recipe" in b.columns
-                    and b["source_recipe"].notna().any() else None,
+                    "recipe": rec,
                     "source": (*_stats(100 * src["test_accuracy"].astype(float)), sorted(src["run"])) if len(src)
                     else _source_from_adapt(b),
                     "tgts": tgts, "rows": sorted({(m, s) for m, s, _ in cells}, key=lambda k: (_method_key(k[0]), k[1])),
@@ -296,6 +296,11 @@ def _fixed_family(rec, fixed: pd.DataFrame, family: str) -> str:
 
 def _is_retuned(rec) -> bool:
     return isinstance(rec, dict) and rec.get(RETUNED[0]) == RETUNED[1]
+
+
+def _is_plain(rec) -> bool:
+    """The study's plain recipe (``study.recipe: source``), at whatever bin."""
+    return isinstance(rec, dict) and rec.get(RETUNED[0]) == "source"
 
 
 def _setting(rec: dict, base: dict | None) -> str:
@@ -326,7 +331,7 @@ def retuned_oracle(trains: pd.DataFrame, dataset: str, neuron: str, family: str,
         return None
     # the study's plain recipe at this bin is a candidate too (for blocks whose own recipe was not trained
     # there, e.g. mixed time-step networks)
-    plain = at["recipe"].map(lambda r: isinstance(r, dict) and r.get(RETUNED[0]) == "source")
+    plain = at["recipe"].map(_is_plain)
     cands = at[marked | plain | (at["family"] == family)]
     best, best_key = None, None
     for group, g in cands.groupby("group", sort=True):
@@ -346,8 +351,7 @@ def retuned_oracle(trains: pd.DataFrame, dataset: str, neuron: str, family: str,
     else:  # nothing unmarked trained at this bin: name the setting against the family's recipe at its own bin,
         # else (a block whose own recipe is not among ``trains``) against the study's plain recipe at another bin
         fam = ours[(ours["family"] == family) & ~ours["recipe"].map(_is_retuned)]
-        fam = fam if len(fam) else ours[ours["recipe"].map(lambda r: isinstance(r, dict)
-                                                            and r.get(RETUNED[0]) == "source")]
+        fam = fam if len(fam) else ours[ours["recipe"].map(_is_plain)]
         base = fam["recipe"].iloc[0] if len(fam) else None
     setting = _setting(best["recipe"].iloc[0], base)
     if setting == "the same recipe" and not (best["family"] == family).any():

@@ -127,10 +127,7 @@ def test_a_block_without_its_own_oracle_compares_with_the_plain_recipe_at_that_b
     _runs(root, same_recipe_val=0.95)
     mixed = {**SOURCE, "train.dt_choices": ["2ms", "4ms"], "model.surrogate_dt": "4ms"}
     _train(root, "train/mixed_s0", mixed, 0, 0.9, 0.9)
-    write_json(root / "adapt/mixed_2ms" / "metrics.json",
-               {"kind": "adapt", "dataset": "randman", "neuron": "lif", "src_dt": 0.004, "tgt_dt": 0.002, "rho": 0.5,
-                "method": "integral", "spikes": "bin", "status": "ok", "source_run": str(root / "train/mixed_s0"),
-                "source_recipe": mixed, "source_recipe_id": recipe_id(mixed), "test_accuracy": 0.8})
+    _mixed_adapt(root, "mixed_2ms", mixed, 0.002, 0.8)
     by_group = {b["group"]: b for b in blocks(collect(root))}
     b = by_group[recipe_id(mixed)]
     assert not b["oracle"] and b["retuned"][0.002][4] == "the study's plain recipe"
