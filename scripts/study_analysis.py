@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from snnta.run.report import _setting, _stats, cell, collect, fmt_rho, mean_std, retuned_oracle
+from snnta.run.report import _setting, _stats, cell, collect, fmt_rho, is_mixed, is_plain, mean_std, retuned_oracle
 
 
 def pct(values) -> str:
@@ -193,8 +193,7 @@ def training_table(train: pd.DataFrame, folder: Path, dataset: str | None = None
            "so wall times compare only within a device and a batch of runs; work compares everywhere.", "",
            "| neuron | dt | recipe | n | test accuracy | epochs run (best) | work (k bin-epochs) | train time (s) | device |",
            "|---|---|---|---:|---:|---|---:|---:|---|"]
-    sources = {n: r for n, r in zip(train["neuron"], train["recipe"]) if isinstance(r, dict)
-               and r.get("study.recipe") == "source" and not r.get("train.dt_choices")}
+    sources = {n: r for n, r in zip(train["neuron"], train["recipe"]) if is_plain(r) and not is_mixed(r)}
     for (neuron, dt, _), t in train.groupby(["neuron", "dt", "group"]):
         label = t["label"].iloc[0]
         if label == "retuned":
@@ -215,6 +214,13 @@ def training_table(train: pd.DataFrame, folder: Path, dataset: str | None = None
     return out + [""]
 
 
+def mixed_label(recipe: dict) -> str:
+    """``mixed 2ms/4ms/8ms``, with ``(per-second)`` when the surrogate slope or the rate penalty is stated per
+    second of input (``model.surrogate_dt`` / ``train.rate_reg_dt`` set) rather than per bin."""
+    per_second = recipe.get("model.surrogate_dt") is not None or recipe.get("train.rate_reg_dt") is not None
+    return "mixed " + "/".join(recipe["train.dt_choices"]) + (" (per-second)" if per_second else "")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("folder", type=Path)
@@ -231,8 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         df = df[df["dataset"] == a.dataset]
     ok = df[df.get("status", "ok").fillna("ok") == "ok"] if "status" in df else df
     train = ok[ok["kind"] == "train"].copy()
-    train["label"] = [("mixed " + "/".join(r.get("train.dt_choices") or []) if r.get("train.dt_choices")
-                       else r.get("study.recipe", "")) for r in train["recipe"]]
+    train["label"] = [mixed_label(r) if is_mixed(r) else r.get("study.recipe", "") for r in train["recipe"]]
     adapt = ok[ok["kind"] == "adapt"].copy()
     lines = ["# The study: analysis (`python scripts/study_analysis.py " + " ".join(map(str, argv or sys.argv[1:]))
              + "`)", ""]

@@ -241,7 +241,7 @@ def blocks(df: pd.DataFrame) -> list[dict]:
     runs = runs.sort_values("run").drop_duplicates(["source", "method", "spikes", "tgt_dt"], keep="last")
     trains = df[df["kind"] == "train"] if (df["kind"] == "train").any() else pd.DataFrame(columns=df.columns)
     # oracles are trained at one bin: a mixed time-step network is never one, not even at its checkpoint bin
-    fixed = trains[~trains["recipe"].map(_is_mixed)] if "recipe" in trains.columns else trains
+    fixed = trains[~trains["recipe"].map(is_mixed)] if "recipe" in trains.columns else trains
     out = []
     for (dataset, neuron, src_dt, group), b in runs.groupby(["dataset", "neuron", "src_dt", "group"], sort=True):
         src = trains[(trains["group"] == group) & np.isclose(trains["dt"].astype(float), src_dt)] \
@@ -277,7 +277,7 @@ def blocks(df: pd.DataFrame) -> list[dict]:
     return out
 
 
-def _is_mixed(rec) -> bool:
+def is_mixed(rec) -> bool:
     """A recipe of mixed time-step training (a bin drawn per batch from ``train.dt_choices``)."""
     return isinstance(rec, dict) and bool(rec.get("train.dt_choices"))
 
@@ -286,7 +286,7 @@ def _fixed_family(rec, fixed: pd.DataFrame, family: str) -> str:
     """The family of the fixed-bin networks a block is compared against: for a mixed time-step source, the
     family of its recipe without ``train.dt_choices`` (the same recipe trained at one bin) where such a
     network was trained; else ``family`` itself."""
-    if not _is_mixed(rec):
+    if not is_mixed(rec):
         return family
     key = recipe_id(rec, drop=("dt", "train.dt_choices"))
     same = fixed[fixed["recipe"].map(lambda r: isinstance(r, dict) and recipe_id(r, drop=("dt", "train.dt_choices"))
@@ -294,11 +294,11 @@ def _fixed_family(rec, fixed: pd.DataFrame, family: str) -> str:
     return same["family"].iloc[0] if len(same) else family
 
 
-def _is_retuned(rec) -> bool:
+def is_retuned(rec) -> bool:
     return isinstance(rec, dict) and rec.get(RETUNED[0]) == RETUNED[1]
 
 
-def _is_plain(rec) -> bool:
+def is_plain(rec) -> bool:
     """The study's plain recipe (``study.recipe: source``), at whatever bin."""
     return isinstance(rec, dict) and rec.get(RETUNED[0]) == "source"
 
@@ -326,12 +326,12 @@ def retuned_oracle(trains: pd.DataFrame, dataset: str, neuron: str, family: str,
         return None
     ours = trains[(trains["dataset"] == dataset) & (trains["neuron"] == neuron)]
     at = ours[np.isclose(ours["dt"].astype(float), dt)]
-    marked = at["recipe"].map(_is_retuned)
+    marked = at["recipe"].map(is_retuned)
     if not marked.any():
         return None
     # the study's plain recipe at this bin is a candidate too (for blocks whose own recipe was not trained
     # there, e.g. mixed time-step networks)
-    plain = at["recipe"].map(_is_plain)
+    plain = at["recipe"].map(is_plain)
     cands = at[marked | plain | (at["family"] == family)]
     best, best_key = None, None
     for group, g in cands.groupby("group", sort=True):
@@ -344,14 +344,14 @@ def retuned_oracle(trains: pd.DataFrame, dataset: str, neuron: str, family: str,
             best, best_key = g, key
     if best is None:
         return None
-    unmarked = cands[~cands["recipe"].map(_is_retuned)]
+    unmarked = cands[~cands["recipe"].map(is_retuned)]
     own = unmarked[unmarked["family"] == family]
     if len(unmarked):
         base = (own if len(own) else unmarked)["recipe"].iloc[0]
     else:  # nothing unmarked trained at this bin: name the setting against the family's recipe at its own bin,
         # else (a block whose own recipe is not among ``trains``) against the study's plain recipe at another bin
-        fam = ours[(ours["family"] == family) & ~ours["recipe"].map(_is_retuned)]
-        fam = fam if len(fam) else ours[ours["recipe"].map(_is_plain)]
+        fam = ours[(ours["family"] == family) & ~ours["recipe"].map(is_retuned)]
+        fam = fam if len(fam) else ours[ours["recipe"].map(is_plain)]
         base = fam["recipe"].iloc[0] if len(fam) else None
     setting = _setting(best["recipe"].iloc[0], base)
     if setting == "the same recipe" and not (best["family"] == family).any():

@@ -72,3 +72,33 @@ def test_study_analysis_training_table_names_retuned_settings_and_shows_work_and
                for r in rows), rows
     assert any("| retuned: train.lr=0.001 | 1 |" in r for r in rows), rows
     assert any("| 4 ms | source | 1 |" in r and "| 10.0 |" in r and r.endswith("| cuda* |") for r in rows), rows
+
+
+def test_study_analysis_tells_per_second_mixed_networks_from_plain_ones(tmp_path):
+    """Mixed time-step networks whose surrogate slope and rate penalty are stated per second of input get
+    their own block and training row ('(per-second)'), apart from the plain mixed recipe; neither is taken
+    as the source recipe a re-tuned row is named against."""
+    from tests.conftest import load_script
+
+    mod = load_script("study_analysis")
+    root = tmp_path / "runs"
+    _train(root, "train/a0", REC, 0, 40, 250)  # read first: the mixed runs come after it
+    mixed = {**REC, "train.dt_choices": ["2ms", "4ms"]}
+    persec = {**mixed, "model.surrogate_dt": "4ms", "train.rate_reg_dt": "4ms"}
+    assert mod.mixed_label(mixed) == "mixed 2ms/4ms" and mod.mixed_label(persec) == "mixed 2ms/4ms (per-second)"
+    for name, rec in (("m0", mixed), ("p0", persec)):
+        _train(root, f"train/{name}", rec, 0, 30, 250)
+        write_json(root / f"adapt/{name}_2ms" / "metrics.json",
+                   {"kind": "adapt", "dataset": "randman", "neuron": "lif", "src_dt": 0.004, "tgt_dt": 0.002,
+                    "rho": 0.5, "method": "integral", "spikes": "bin", "status": "ok",
+                    "source_run": str(root / f"train/{name}"), "source_recipe": rec,
+                    "source_recipe_id": recipe_id(rec), "test_accuracy": 0.8 if name == "m0" else 0.7})
+    retuned = {**REC, "dt": "2ms", "study.recipe": "retuned", "train.lr": 0.001}
+    _train(root, "retune/r0", retuned, 0, 50, 500)
+    out = tmp_path / "analysis.md"
+    mod.main([str(root), str(out)])
+    text = out.read_text()
+    assert "**lif, mixed 2ms/4ms** (runs: `train/m0`)" in text, text
+    assert "**lif, mixed 2ms/4ms (per-second)** (runs: `train/p0`)" in text, text
+    assert "| lif | 4 ms | mixed 2ms/4ms (per-second) | 1 |" in text, text
+    assert "| retuned: train.lr=0.001 | 1 |" in text, text
