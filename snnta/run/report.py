@@ -23,6 +23,7 @@ import io
 import json
 import math
 import sys
+import textwrap
 from fractions import Fraction
 from pathlib import Path
 
@@ -379,7 +380,9 @@ def _label_recipes(bl: list[dict]) -> None:
                 continue
             keys = sorted({k for o in peers if o["recipe"] for k in set(o["recipe"]) | set(b["recipe"])
                            if o["recipe"].get(k) != b["recipe"].get(k)})
-            b["label"] = ", ".join(f"{k}={b['recipe'].get(k)}" for k in keys) or b["group"]
+            unset = [k for k in keys if b["recipe"].get(k) is None]
+            b["label"] = ", ".join([f"{k}={b['recipe'].get(k)}" for k in keys if k not in unset]
+                                   + ([f"without {', '.join(unset)}"] if unset else [])) or b["group"]
 
 
 def _title(b: dict) -> str:
@@ -581,7 +584,7 @@ def figure(bl: list[dict], title: str | None = None):
         ax.set_xlabel("ρ = dt_T / dt_S  (target bin)")
         ax.set_ylabel("test accuracy (%)")
         ax.set_ylim(0, 100)
-        ax.set_title(_title(b), fontsize=10)
+        ax.set_title(textwrap.fill(_title(b), 62), fontsize=10)  # a long recipe label must not run into its neighbours
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(bl):]:
         ax.axis("off")

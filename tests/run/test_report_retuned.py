@@ -161,3 +161,22 @@ def test_a_mixed_block_names_a_retuned_setting_against_the_plain_recipe_when_not
     _mixed_adapt(root, "mixed_1ms", mixed, 0.001, 0.8)
     b = {b["group"]: b for b in blocks(collect(root))}[recipe_id(mixed)]
     assert b["retuned"][0.001][3:] == (["retune/c_s0"], "model.w_in_gain=80.0", 1)
+
+
+def test_block_labels_name_a_key_the_block_lacks_as_without_and_plot_titles_wrap(tmp_path):
+    """Two blocks at one bin differ in keys that only one sets: the other's label says 'without' them (not
+    'key=None' for each), and a long label wraps in the plot title instead of running into the next panel."""
+    root = tmp_path / "runs"
+    _runs(root)
+    mixed = {**SOURCE, "train.dt_choices": ["2ms", "4ms", "8ms"], "model.surrogate_dt": "4ms",
+             "train.rate_reg_dt": "4ms"}
+    _train(root, "train/mixed_s0", mixed, 0, 0.9, 0.9)
+    _mixed_adapt(root, "mixed_2ms", mixed, 0.002, 0.8)
+    by_group = {b["group"]: b for b in blocks(collect(root))}
+    assert by_group[recipe_id(SOURCE)]["label"] == "without model.surrogate_dt, train.dt_choices, train.rate_reg_dt"
+    assert by_group[recipe_id(mixed)]["label"] == ("model.surrogate_dt=4ms, train.dt_choices=['2ms', '4ms', '8ms'], "
+                                                  "train.rate_reg_dt=4ms")
+    fig = figure(list(by_group.values()))
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert len(titles) == 2 and all(max(map(len, t.split("\n"))) <= 62 for t in titles), titles
+    assert "without model.surrogate_dt" in " ".join(titles).replace("\n", " ")
