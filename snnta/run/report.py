@@ -380,9 +380,14 @@ def _label_recipes(bl: list[dict]) -> None:
                 continue
             keys = sorted({k for o in peers if o["recipe"] for k in set(o["recipe"]) | set(b["recipe"])
                            if o["recipe"].get(k) != b["recipe"].get(k)})
-            unset = [k for k in keys if b["recipe"].get(k) is None]
-            b["label"] = ", ".join([f"{k}={b['recipe'].get(k)}" for k in keys if k not in unset]
-                                   + ([f"without {', '.join(unset)}"] if unset else [])) or b["group"]
+            b["label"] = _recipe_label(b["recipe"], keys) or b["group"]
+
+
+def _recipe_label(rec: dict, keys: list[str]) -> str:
+    """``k=v, ...`` for the ``keys`` that ``rec`` sets, then ``without k, ...`` for those it leaves unset."""
+    unset = [k for k in keys if rec.get(k) is None]
+    return ", ".join([f"{k}={rec.get(k)}" for k in keys if k not in unset]
+                     + ([f"without {', '.join(unset)}"] if unset else []))
 
 
 def _title(b: dict) -> str:
@@ -494,10 +499,10 @@ def training_table(df: pd.DataFrame) -> pd.DataFrame:
     for (dataset, neuron), g in t.groupby(["dataset", "neuron"]):
         fams = {f: r for f, r in zip(g["family"], g["_recipe"])}
         if len(fams) > 1:
-            keys = sorted({k for r in fams.values() for k in r if k != "dt"
-                           and len({str(o.get(k)) for o in fams.values()}) > 1})
+            keys = sorted({k for r in fams.values() for o in fams.values() for k in set(r) | set(o)
+                           if k != "dt" and r.get(k) != o.get(k)})
             for i in g.index:
-                t.at[i, "label"] = ", ".join(f"{k}={t.at[i, '_recipe'].get(k)}" for k in keys) or t.at[i, "family"]
+                t.at[i, "label"] = _recipe_label(t.at[i, "_recipe"], keys) or t.at[i, "family"]
     return t.drop(columns="_recipe")
 
 

@@ -35,6 +35,7 @@ def test_training_table_counts_work_in_bin_epochs_and_fills_it_in_for_older_fixe
     assert tt.loc[1.0, "bin_epochs"] == 20000.0 and tt.loc[1.0, "devices"] == "cpu"
     m = tt[tt["runs"] == "train/m0"].iloc[0]
     assert math.isnan(m["bin_epochs"]) and m["n_bin_epochs"] == 0
+    assert m["label"] == "train.dt_choices=['2ms', '4ms']" and src["label"] == "without train.dt_choices"
 
     write_json(root / "adapt/s0_1ms" / "metrics.json",  # the report needs one adapted cell
                {"kind": "adapt", "dataset": "randman", "neuron": "lif", "src_dt": 0.004, "tgt_dt": 0.001, "rho": 0.25,
