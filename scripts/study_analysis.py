@@ -91,7 +91,8 @@ def bar_table(train: pd.DataFrame, adapt: pd.DataFrame, every_train: pd.DataFram
                     per_mode.append("–")
                     continue
                 cells = r[(r["spikes"] == mode) & (r["method"] == mm.index[0])]["test_accuracy"]
-                text = f"{mm.index[0]}: {pct(cells)}"
+                name = "every method" if len(mm) > 1 and mm.iloc[0] - mm.iloc[-1] < 1e-12 else mm.index[0]  # rho = 1
+                text = f"{name}: {pct(cells)}"
                 per_mode.append(f"**{text}**" if (mm.index[0], mode) == (bm, bs) else text)
             to_src = 100 * (best["test_accuracy"].mean() - src["test_accuracy"].mean()) if len(src) else float("nan")
             out.append(f"| {fmt_rho(rho)} | {ms(tgt)} | {per_mode[0]} | {per_mode[1]} | {pct(none)} | "

@@ -94,6 +94,29 @@ def test_study_analysis_bar_is_against_the_retuned_oracle_where_it_exists(tmp_pa
     assert "| -11.0 | missed vs same recipe (oracle n=1) |" in rows["8 ms"]
 
 
+def test_study_analysis_names_no_single_best_method_where_every_method_ties(tmp_path):
+    """At rho = 1 every method is the source network itself: the bar table says 'every method', not whichever
+    method sorts first among equal accuracies."""
+    from tests.conftest import load_script
+
+    mod = load_script("study_analysis")
+    root = tmp_path / "runs"
+    _runs(root)
+    for seed in (0, 1):
+        for method, acc in (("none", 0.9), ("euler", 0.9)):
+            write_json(root / f"adapt/s{seed}_4ms_{method}" / "metrics.json",
+                       {"kind": "adapt", "dataset": "randman", "neuron": "lif", "src_dt": 0.004, "tgt_dt": 0.004,
+                        "rho": 1.0, "method": method, "spikes": "bin", "status": "ok",
+                        "source_run": str(root / f"train/src_s{seed}"), "source_recipe": SOURCE,
+                        "source_recipe_id": recipe_id(SOURCE), "test_accuracy": acc})
+    df = collect(root)
+    train, adapt = df[df["kind"] == "train"], df[df["kind"] == "adapt"]
+    source = train[[r.get("study.recipe") == "source" for r in train["recipe"]]]
+    rows = {line.split(" | ")[1]: line for line in mod.bar_table(source, adapt, train) if line.startswith("| ")}
+    assert "| **every method: 90.0 ± 0.0 (2)** |" in rows["4 ms"], rows["4 ms"]
+    assert "**euler: 88.0 ± 0.0 (2)**" in rows["2 ms"]   # one method ran there: named, as before
+
+
 def _mixed_adapt(root, name, mixed, tgt_dt, acc):
     write_json(root / "adapt" / name / "metrics.json",
                {"kind": "adapt", "dataset": "randman", "neuron": "lif", "src_dt": 0.004, "tgt_dt": tgt_dt,
