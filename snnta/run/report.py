@@ -296,6 +296,7 @@ def _fixed_family(rec, fixed: pd.DataFrame, family: str) -> str:
 
 
 def is_retuned(rec) -> bool:
+    """A recipe of the re-tuned oracle's search (``study.recipe: retuned``)."""
     return isinstance(rec, dict) and rec.get(RETUNED[0]) == RETUNED[1]
 
 
