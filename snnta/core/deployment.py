@@ -136,7 +136,7 @@ def adapt_model(source: Deployment, tgt_dt: float, method: str, spikes: str = "b
     return Deployment(source.model, params, float(tgt_dt), step, m.name, spikes, source.dt,
                       {"clamped_decays": clamped, "rho": rho, "max_spikes": step.max_spikes,
                        "refractory_bins": step.refractory, "spike_budget": step.budget,
-                       "decay": m.decay, "input": m.input})
+                       "rec_delay_bins": step.delay, "decay": m.decay, "input": m.input})
 
 
 def rebin_model(source: Deployment, tgt_dt: float, spikes: str = "bin") -> Deployment:
@@ -152,5 +152,6 @@ def rebin_model(source: Deployment, tgt_dt: float, spikes: str = "bin") -> Deplo
     step = source.spike_step
     return Deployment(source.model, list(source.params), float(tgt_dt), step, REBIN.name, spikes, source.dt,
                       {"clamped_decays": 0, "rho": rho, "max_spikes": step.max_spikes,
-                       "refractory_bins": step.refractory, "spike_budget": step.budget, "decay": None,
+                       "refractory_bins": step.refractory, "spike_budget": step.budget,
+                       "rec_delay_bins": step.delay, "decay": None,
                        "input": "re-binned", "split": split, "merge": merge}, split, merge)

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 
 import torch
@@ -210,7 +210,7 @@ def adapt_params(params: StepParams, dt_tgt: float, method: str | Method, decay:
     return out, {"clamped": clamped}
 
 
-SPIKE_MODES = ("bin", "source")
+SPIKE_MODES = ("bin", "source", "source_delay")
 
 
 def spike_step(mode: str, rho: float) -> SpikeStep:
@@ -225,6 +225,10 @@ def spike_step(mode: str, rho: float) -> SpikeStep:
     after a silent stretch it may spike ``C`` times at once (bounded burst).  Where the bucket is
     equivalent to a plain step it is returned as one: ``rho = k`` an integer: up to ``k`` graded spikes per
     bin; ``rho = 1/m``: one spike per bin and a refractory period of ``m - 1`` bins.
+    ``source_delay``: ``source``, and recurrent spikes keep the source's latency of one source bin: they
+    reach the recurrent inputs ``d = round(1/rho)`` target bins later (``rho < 1``; ``d = 1`` otherwise, a
+    bin being the least latency).  With each source bin's events in its last target bin, ``rho = 1/m`` and
+    the ``impulse`` map this reproduces the source network's spikes exactly (docs/theory.md, section 4e).
     """
     if mode not in SPIKE_MODES:
         raise ConfigError(f"unknown spikes mode {mode!r}; choose one of: {', '.join(SPIKE_MODES)}")
@@ -232,6 +236,8 @@ def spike_step(mode: str, rho: float) -> SpikeStep:
         raise ConfigError(f"rho must be positive, got {rho!r}")
     if mode == "bin":
         return SpikeStep(1, 0)
+    if mode == "source_delay":
+        return replace(spike_step("source", rho), delay=max(1, round(1.0 / rho)) if rho < 1 else 1)
     frac = Fraction(rho).limit_denominator(1000)
     if abs(float(frac) - rho) > 1e-9 * rho:
         capacity = 1.0 + rho

@@ -32,7 +32,7 @@ def save_checkpoint(path: str | os.PathLike, dep: Deployment, dataset: dict, met
         "method": dep.method,
         "spikes": dep.spikes,
         "spike_step": [dep.spike_step.max_spikes, dep.spike_step.refractory, dep.spike_step.budget,
-                       dep.spike_step.capacity],
+                       dep.spike_step.capacity, dep.spike_step.delay],
         "rebin": [dep.split, dep.merge],
         "step_params": [{k: (v.detach().cpu() if torch.is_tensor(v) else v) for k, v in p.to_dict().items()}
                         for p in dep.params],

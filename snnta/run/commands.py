@@ -231,6 +231,8 @@ def _budget(dep: Deployment, spikes: str) -> str:
     if getattr(st, "budget", 0):
         text += (f", token bucket earning {st.budget:g} spike(s) per bin (capacity {st.capacity:g}): "
                  f"on average at most one spike per {format_duration(dep.src_dt)} source bin")
+    if getattr(st, "delay", 1) > 1:
+        text += f"; recurrent spikes arrive {st.delay} bins ({format_duration(st.delay * dep.dt)}) later"
     return text
 
 
@@ -279,9 +281,9 @@ def adapt(cfg: dict, out: Path, overrides: list[str] = (), multirun: bool = Fals
     for w in caught:
         note("adapt", f"warning: {w.message}")
     print(f"snnta adapt: {_budget(dep, a.spikes)}", flush=True)
-    if a.spikes == "source" and dep.spike_step == spike_step("bin", dep.rho):
-        note("adapt", f"warning: at rho={dep.rho:g} the source's spike budget rounds to the trained one: "
-                      "spikes=source and spikes=bin give the same network")
+    if a.spikes != "bin" and dep.spike_step == spike_step("bin", dep.rho):
+        note("adapt", f"warning: at rho={dep.rho:g} the source's spike step rounds to the trained one: "
+                      f"spikes={a.spikes} and spikes=bin give the same network")
     result = evaluate(dep, test_ds, a.batch_size, a.runtime.progress, desc=f"{a.method}/{a.spikes} {cfg['tgt_dt']}",
                       threads=a.runtime.threads)
     metrics = _adapt_metrics(name, dep, **{k: v for k, v in dep.report.items() if k != "rho"}, **fields, status="ok",

@@ -20,6 +20,14 @@ def test_adapted_checkpoint_keeps_the_token_bucket(tmp_path):
     assert back.spike_step == dep.spike_step
 
 
+def test_adapted_checkpoint_keeps_the_recurrent_delay(tmp_path):
+    dep = adapt_model(deploy(_model("native"), 4e-3), 1e-3, "impulse", "source_delay")
+    assert (dep.spike_step.refractory, dep.spike_step.delay) == (3, 4)
+    save_checkpoint(tmp_path / "d.pt", dep, {"name": "randman"})
+    back, _ = load_checkpoint(tmp_path / "d.pt")
+    assert back.spike_step == dep.spike_step
+
+
 def test_old_training_checkpoint_gets_its_form_from_the_model(tmp_path):
     src = deploy(_model("zoh"), 4e-3)
     save_checkpoint(tmp_path / "s.pt", src, {"name": "randman"})

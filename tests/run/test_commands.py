@@ -159,6 +159,17 @@ def test_adapt_command_rebin_records_the_source_network_and_refuses_spikes_sourc
     assert failed["status"] == "failed" and "spikes=source does not apply" in failed["error"]
 
 
+def test_adapt_command_source_delay_records_and_says_the_recurrent_latency(trained, tmp_path, capsys):
+    root, _ = trained
+    m = commands.adapt(adapt_cfg(root, tgt_dt="1ms", method={"name": "impulse"}, spikes="source_delay"),
+                       tmp_path / "d")
+    assert m["status"] == "ok" and m["spikes"] == "source_delay"
+    assert (m["refractory_bins"], m["rec_delay_bins"]) == (3, 4)
+    assert "recurrent spikes arrive 4 bins (4ms) later" in capsys.readouterr().out
+    plain = commands.adapt(adapt_cfg(root, tgt_dt="1ms", method={"name": "impulse"}, spikes="source"), tmp_path / "s")
+    assert plain["rec_delay_bins"] == 1
+
+
 def test_model_surrogate_dt_reads_a_duration():
     from snnta.run.args import model_config
 

@@ -2,8 +2,10 @@
 
 One bin ``k`` of a population with per-step parameters ``p`` (:class:`~snnta.core.neurons.StepParams`)::
 
-    x[k] = A_bar (x[k-1] + reset * s[k-1]) + B_bar * (I[k] + W_rec s[k-1])
+    x[k] = A_bar (x[k-1] + reset * s[k-1]) + B_bar * (I[k] + W_rec s[k-d])
     s[k] = clamp(floor(u[k] / threshold), 0, K)     (u = x[..., 0]; K = 1 in training: a Heaviside)
+
+(``d = SpikeStep.delay``, the recurrent spikes' latency in bins: 1 in training)
 
 and no spike for ``r`` bins after one (refractory ``r``, 0 in training).  With a spike budget
 (``SpikeStep.budget = g > 0``) each neuron holds a token bucket: ``tokens += g`` per bin (capped at
@@ -63,12 +65,13 @@ def run_population_reference(drive: torch.Tensor, p: StepParams, w_rec: torch.Te
     bucket = step.budget > 0
     tokens = torch.full((batch, H), float(step.capacity), dtype=torch.float64, device=drive.device) if bucket else None
     reset = p.reset.to(drive.dtype)
+    delayed = [s] * step.delay  # the spikes of the last d bins, oldest first: delayed[0] = s[k-d]
     outputs = []
     for I_t in drive.unbind(0):
         if p.spiking:
             x = x + reset * s.detach().unsqueeze(-1)
             if w_rec is not None:
-                I_t = I_t + s @ w_rec.t()
+                I_t = I_t + delayed[0] @ w_rec.t()
         x = _transition(p.A_bar, x) + p.B_bar * I_t.unsqueeze(-1)
         u = x[..., 0]
         if not p.spiking:
@@ -83,5 +86,6 @@ def run_population_reference(drive: torch.Tensor, p: StepParams, w_rec: torch.Te
         if refractory is not None:
             s = s * (refractory <= 0)
             refractory = torch.where(s > 0, torch.full_like(refractory, step.refractory), (refractory - 1).clamp_(min=0))
+        delayed = delayed[1:] + [s]
         outputs.append(s)
     return torch.stack(outputs, 0)

@@ -66,10 +66,17 @@ class SpikeStep:
 
         tokens[k] = min(tokens[k-1] + g, capacity);  s[k] = min(s[k], floor(tokens[k]));  tokens[k] -= s[k]
 
-    so over any ``N`` bins a neuron spikes at most ``g N + capacity`` times.  Training uses ``(1, 0)``.
+    so over any ``N`` bins a neuron spikes at most ``g N + capacity`` times.  ``delay = d >= 1``: a spike
+    reaches the population's recurrent inputs ``d`` bins later (``W_rec s[k-d]``; its own reset is not
+    delayed).  Training uses ``(1, 0)`` with ``d = 1``.
     """
 
     max_spikes: int = 1
     refractory: int = 0
     budget: float = 0.0
     capacity: float = 0.0
+    delay: int = 1
+
+    def __post_init__(self):
+        if not (isinstance(self.delay, int) and self.delay >= 1):
+            raise ValueError(f"SpikeStep.delay: a whole number of bins >= 1, got {self.delay!r}")
