@@ -30,6 +30,7 @@ import pandas as pd
 import yaml
 
 from snnta.run.report import _setting, _stats, cell, collect, fmt_rho, is_mixed, is_plain, mean_std, retuned_oracle
+from snnta.core.methods import SPIKE_MODES
 
 
 def pct(values) -> str:
@@ -57,10 +58,11 @@ def bar_table(train: pd.DataFrame, adapt: pd.DataFrame, every_train: pd.DataFram
     for (neuron, src_dt), a in adapt.groupby(["neuron", "src_dt"]):
         fam = a["family"].iloc[0]
         src = train[(train["family"] == fam) & np.isclose(train["dt"], src_dt)]
+        modes = [m for m in SPIKE_MODES if m in set(a["spikes"])] or ["bin", "source"]
         out += [f"**{neuron}, source {ms(src_dt)}** (source: {pct(src['test_accuracy'])})", "",
-                "| rho | target | best with spikes=bin | best with spikes=source | none | tau | rebin | oracle "
-                "| re-tuned | best − oracle | bar | best − source |",
-                "|---|---|---|---|---:|---:|---:|---:|---:|---:|---|---:|"]
+                "| rho | target | " + " | ".join(f"best with spikes={m}" for m in modes) + " | none | tau | rebin "
+                "| oracle | re-tuned | best − oracle | bar | best − source |",
+                "|---|---|" + "---|" * len(modes) + "---:|---:|---:|---:|---:|---:|---|---:|"]
         for rho, r_all in a.groupby("rho"):
             tgt = float(r_all["tgt_dt"].iloc[0])
             rebin = r_all[r_all["method"] == "rebin"]["test_accuracy"]
@@ -85,7 +87,7 @@ def bar_table(train: pd.DataFrame, adapt: pd.DataFrame, every_train: pd.DataFram
                 if o_n < 2:
                     verdict += " (oracle n=1)"
             per_mode = []
-            for mode in ("bin", "source"):
+            for mode in modes:
                 mm = r[r["spikes"] == mode].groupby("method")["test_accuracy"].mean().sort_values(ascending=False)
                 if not len(mm):
                     per_mode.append("–")
@@ -95,7 +97,7 @@ def bar_table(train: pd.DataFrame, adapt: pd.DataFrame, every_train: pd.DataFram
                 text = f"{name}: {pct(cells)}"
                 per_mode.append(f"**{text}**" if (mm.index[0], mode) == (bm, bs) else text)
             to_src = 100 * (best["test_accuracy"].mean() - src["test_accuracy"].mean()) if len(src) else float("nan")
-            out.append(f"| {fmt_rho(rho)} | {ms(tgt)} | {per_mode[0]} | {per_mode[1]} | {pct(none)} | "
+            out.append(f"| {fmt_rho(rho)} | {ms(tgt)} | {' | '.join(per_mode)} | {pct(none)} | "
                        f"{pct(tau)} | {pct(rebin)} | {pct(orc)} | {rt_text} | {gap} | {verdict} | {to_src:+.1f} |")
         out.append("")
     return out

@@ -526,6 +526,11 @@ def _segments(xs_grid: list[float], pts: dict) -> list[list[float]]:
     return segs
 
 
+#: line style of a series by its spike step (the trained step solid, the source's budget dashed, with the
+#: source's recurrent latency dotted)
+_SPIKES_STYLE = {"bin": "-", "source": "--", "source_delay": ":"}
+
+
 def plot(bl: list[dict], path: Path, title: str | None = None) -> Path:
     """Write :func:`figure` as a PNG (no timestamp in it: the same runs give the same bytes)."""
     import matplotlib.pyplot as plt
@@ -562,7 +567,7 @@ def figure(bl: list[dict], title: str | None = None):
             for seg in _segments(rhos, pts):
                 x = [r * shift for r in seg]
                 h = ax.errorbar(x, [pts[r][0] for r in seg], yerr=[pts[r][1] if pts[r][2] > 1 else 0 for r in seg],
-                                color=color, marker=marker, linestyle="-" if s == "bin" else "--", linewidth=1.4,
+                                color=color, marker=marker, linestyle=_SPIKES_STYLE.get(s, "-."), linewidth=1.4,
                                 markersize=5, markerfacecolor=color if s == "bin" else "white", capsize=2,
                                 alpha=0.9)
                 handles.setdefault(f"{m} (spikes={s})", h)

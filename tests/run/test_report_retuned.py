@@ -117,6 +117,41 @@ def test_study_analysis_names_no_single_best_method_where_every_method_ties(tmp_
     assert "**euler: 88.0 ± 0.0 (2)**" in rows["2 ms"]   # one method ran there: named, as before
 
 
+def test_study_analysis_has_a_column_per_spike_step_that_ran(tmp_path):
+    """spikes=source_delay runs get their own 'best with' column, in the registry's order, and count for the
+    bar; a table has a column only for the spike steps that ran."""
+    from tests.conftest import load_script
+
+    mod = load_script("study_analysis")
+    root = tmp_path / "runs"
+    _runs(root)
+    df = collect(root)
+    train, adapt = df[df["kind"] == "train"], df[df["kind"] == "adapt"]
+    source = train[[r.get("study.recipe") == "source" for r in train["recipe"]]]
+    header = [ln for ln in mod.bar_table(source, adapt, train) if ln.startswith("| rho")]
+    assert header and "spikes=source_delay" not in header[0] and header[0].count("best with") == 1
+    for seed in (0, 1):
+        write_json(root / f"adapt/s{seed}_2ms_delay" / "metrics.json",
+                   {"kind": "adapt", "dataset": "randman", "neuron": "lif", "src_dt": 0.004, "tgt_dt": 0.002,
+                    "rho": 0.5, "method": "impulse", "spikes": "source_delay", "status": "ok",
+                    "source_run": str(root / f"train/src_s{seed}"), "source_recipe": SOURCE,
+                    "source_recipe_id": recipe_id(SOURCE), "test_accuracy": 0.9})
+    df = collect(root)
+    adapt = df[df["kind"] == "adapt"]
+    lines = mod.bar_table(source, adapt, train)
+    (header,) = [ln for ln in lines if ln.startswith("| rho")]
+    assert header.index("spikes=source |") < header.index("spikes=source_delay")
+    (sep,) = [ln for ln in lines if ln.startswith("|---")]
+    assert sep.count("|") == header.count("|")
+    (row,) = [ln for ln in lines if ln.startswith("| 1/2")]
+    assert row.count("|") == header.count("|")
+    assert "| **impulse: 90.0 ± 0.0 (2)** |" in row and "| +4.0 | met vs re-tuned |" in row, row
+    ax = figure(blocks(df)).axes[0]  # the plot draws it dotted, apart from spikes=source (dashed)
+    styles = {ln.get_label(): ln.get_linestyle() for ln in ax.get_lines()}
+    dotted = [ln for ln in ax.get_lines() if ln.get_linestyle() == ":" and list(ln.get_xdata()) != [1.0, 1.0]]
+    assert dotted and all(abs(y - 90.0) < 1e-9 for ln in dotted for y in ln.get_ydata()), styles
+
+
 def _mixed_adapt(root, name, mixed, tgt_dt, acc):
     write_json(root / "adapt" / name / "metrics.json",
                {"kind": "adapt", "dataset": "randman", "neuron": "lif", "src_dt": 0.004, "tgt_dt": tgt_dt,
