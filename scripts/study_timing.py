@@ -26,7 +26,6 @@ of one (neuron, source bin); the source row is each run's own evaluation at ``dt
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import warnings
 from collections import defaultdict
@@ -35,8 +34,10 @@ from pathlib import Path
 import torch
 
 from snnta import adapt_model, load_checkpoint, load_dataset
+from snnta.core.deployment import rebin_input
 from snnta.data.events import iter_batches
 from snnta.run.args import dataset_options
+from snnta.run.report import _stats
 
 METHODS = ("euler", "impulse")
 SPIKES = ("source", "source_delay")
@@ -51,7 +52,7 @@ def hold_events(x: torch.Tensor, m: int) -> torch.Tensor:
     if m < 1 or T % m:
         raise ValueError(f"hold_events: {T} bins do not split into windows of m={m}")
     y = torch.zeros_like(x).reshape(B, T // m, m, C)
-    y[:, :, -1] = x.reshape(B, T // m, m, C).sum(2)
+    y[:, :, -1] = rebin_input(x, merge=m)  # the counts of a bin m times wider
     return y.reshape(B, T, C)
 
 
@@ -79,8 +80,8 @@ def evaluate(dep, test, m: int, held: bool, batch_size: int = 256) -> tuple[floa
 
 
 def _mean_std(values: list[float]) -> str:
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.1f} ± {sd:.1f}"
+    mean, std, _ = _stats(values)  # the report's mean and sample std (0 for one value)
+    return f"{mean:.1f} ± {std:.1f}"
 
 
 def main(argv=None) -> int:
