@@ -38,6 +38,7 @@ from snnta.core.deployment import rebin_input
 from snnta.data.events import iter_batches
 from snnta.run.args import dataset_options
 from snnta.run.report import _stats
+from snnta.util.io import write_text
 
 METHODS = ("euler", "impulse")
 SPIKES = ("source", "source_delay")
@@ -84,6 +85,14 @@ def _mean_std(values: list[float]) -> str:
     return f"{mean:.1f} ± {std:.1f}"
 
 
+def source_and_test(run_dir: Path, n: int = 0):
+    """A training run's source deployment and the test split of its dataset (the first ``n`` samples; 0: all)."""
+    src, raw = load_checkpoint(run_dir / "checkpoint.pt")
+    name, opts = dataset_options(raw["dataset"])
+    _, test = load_dataset(name, **{**opts, "progress": False})
+    return src, (test.subset(range(min(n, len(test)))) if n else test)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("runs", nargs="+", type=Path)
@@ -95,11 +104,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     rows = defaultdict(list)  # (neuron, dt_S ms, m, method, spikes, input) -> [(acc, rate)]
     for run_dir in a.runs:
-        src, raw = load_checkpoint(run_dir / "checkpoint.pt")
-        name, opts = dataset_options(raw["dataset"])
-        _, test = load_dataset(name, **{**opts, "progress": False})
-        if a.n:
-            test = test.subset(range(min(a.n, len(test))))
+        src, test = source_and_test(run_dir, a.n)
         kind, dt_ms = src.params[0].kind, round(src.dt * 1e3, 6)
         acc, rate, _ = evaluate(src, test, 1, False)
         rows[(kind, dt_ms, 1, "source", "", "")].append((acc, rate, float("nan")))
@@ -136,9 +141,7 @@ def main(argv=None) -> int:
                      f"{_mean_std([v[0] for v in vals])} | {_mean_std([v[1] for v in vals])} | "
                      f"{'–' if m == 1 else _mean_std([v[2] for v in vals])} |")
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = a.out.with_suffix(a.out.suffix + ".tmp")
-    tmp.write_text("\n".join(lines) + "\n")
-    tmp.replace(a.out)
+    write_text(a.out, "\n".join(lines) + "\n")
     print(f"wrote {a.out}")
     return 0
 
