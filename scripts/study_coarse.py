@@ -118,7 +118,7 @@ def clock_apart(source, coarse, x: torch.Tensor, m: int, threshold: str, recurre
     return u.mean(0), spikes
 
 
-def evaluate(test, dt: float, m: int, run, n_hidden: int, batch_size: int = 256) -> tuple[float, float]:
+def evaluate(test, dt: float, run, n_hidden: int, batch_size: int = 256) -> tuple[float, float]:
     """Accuracy (%) and mean hidden rate (Hz) of ``run(x) -> (logits, spikes)`` on ``test`` binned at ``dt``."""
     correct, spikes = 0, 0.0
     with torch.no_grad():
@@ -143,19 +143,19 @@ def main(argv=None) -> int:
         src, test = source_and_test(run_dir, a.n)
         kind, dt_ms = src.params[0].kind, round(src.dt * 1e3, 6)
         n_hidden = sum(layer.neuron.size for layer in src.model.layers)
-        acc, rate = evaluate(test, src.dt, 1, lambda x: src(x, return_spikes=True), n_hidden)
+        acc, rate = evaluate(test, src.dt, lambda x: src(x, return_spikes=True), n_hidden)
         rows[(kind, dt_ms, 1, "source", "", "")].append((acc, rate))
         print(f"{run_dir}: source {acc:.1f} % {rate:.1f} Hz", flush=True)
         for m in a.ratios:
             dt = src.dt * m
             for method, spikes in LIBRARY:
                 dep = adapt_model(src, dt, method, spikes=spikes)
-                acc, rate = evaluate(test, dt, m, lambda x: dep(x, return_spikes=True), n_hidden)
+                acc, rate = evaluate(test, dt, lambda x: dep(x, return_spikes=True), n_hidden)
                 rows[(kind, dt_ms, m, method, spikes, "")].append((acc, rate))
                 print(f"  x{m} {method} spikes={spikes}: {acc:.1f} % {rate:.1f} Hz", flush=True)
             coarse = adapt_model(src, dt, "expectation", spikes="source")
             for threshold, recurrence in VARIANTS:
-                acc, rate = evaluate(test, dt, m, lambda x: clock_apart(src, coarse, x, m, threshold, recurrence),
+                acc, rate = evaluate(test, dt, lambda x: clock_apart(src, coarse, x, m, threshold, recurrence),
                                      n_hidden)
                 rows[(kind, dt_ms, m, "source clock", threshold, recurrence)].append((acc, rate))
                 print(f"  x{m} source clock, threshold={threshold}, recurrence={recurrence}: {acc:.1f} % "
