@@ -28,9 +28,7 @@ Rows: test accuracy (%) and mean hidden rate (Hz), mean ± std over the runs of 
 
 from __future__ import annotations
 
-import argparse
 import sys
-import warnings
 from collections import defaultdict
 from pathlib import Path
 
@@ -39,12 +37,11 @@ import torch
 from snnta import adapt_model
 from snnta.core.deployment import rebin_input
 from snnta.core.kernel import input_projection, run_population
-from snnta.core.kernel.reference import _transition
-from snnta.data.events import iter_batches
-from snnta.util.io import write_text
+from snnta.core.kernel.reference import _transition, spike_counts
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from study_timing import _mean_std, source_and_test  # noqa: E402  (the same run loading and table cells)
+from study_timing import (_mean_std, evaluate, parse_study_args, source_and_test,  # noqa: E402
+                          study_parser, write_table)
 
 CONSTRAINTS = ("step", "edge"), ("step", "window")  # threshold, recurrence
 VARIANTS = tuple((t, r) for t in CONSTRAINTS[0] for r in CONSTRAINTS[1])  # (threshold, recurrence)
@@ -54,9 +51,8 @@ LIBRARY = (("rebin", "bin"), ("expectation", "source"), ("euler", "source"))
 def window_spread(s: torch.Tensor, m: int) -> torch.Tensor:
     """Spikes ``s [T m, B, H]`` per source step -> each coarse bin's count spread evenly over its ``m`` steps.
 
-    ``y[k m + j] = (1/m) sum_i s[k m + i]`` for ``j < m``."""
-    T = s.shape[0] // m
-    return s.reshape(T, m, *s.shape[1:]).mean(1, keepdim=True).expand(T, m, *s.shape[1:]).reshape(s.shape)
+    ``y[k m + j] = (1/m) sum_i s[k m + i]`` for ``j < m`` (:func:`rebin_input` merged, then split)."""
+    return rebin_input(rebin_input(s.transpose(0, 1), merge=m), split=m).transpose(0, 1)
 
 
 def run_hidden(drive: torch.Tensor, p, w_rec: torch.Tensor | None, m: int, threshold: str,
@@ -90,9 +86,9 @@ def run_hidden(drive: torch.Tensor, p, w_rec: torch.Tensor | None, m: int, thres
         x = _transition(p.A_bar, x) + p.B_bar * I.unsqueeze(-1)
         u = x[..., 0]
         if threshold == "step":
-            s = (u >= p.threshold).to(u.dtype)
+            s = spike_counts(u, p.threshold)
         elif t % m == m - 1:
-            s = torch.floor(u / p.threshold).clamp(0, m)
+            s = spike_counts(u, p.threshold, max_spikes=m)
         else:
             s = torch.zeros_like(u)
         window = window + s
@@ -113,31 +109,15 @@ def clock_apart(source, coarse, x: torch.Tensor, m: int, threshold: str, recurre
         s = run_hidden(input_projection(h, layer.w_in.weight), p, layer.w_rec, m, threshold, recurrence)
         spikes.append(s)
         h = window_spread(s, m)
-    counts = h.reshape(-1, m, *h.shape[1:]).sum(1)  # [T, B, H] per coarse bin
+    counts = rebin_input(s.transpose(0, 1), merge=m).transpose(0, 1)  # [T, B, H] per coarse bin
     u = run_population(input_projection(counts, model.readout.weight), coarse.params[-1])
     return u.mean(0), spikes
 
 
-def evaluate(test, dt: float, run, n_hidden: int, batch_size: int = 256) -> tuple[float, float]:
-    """Accuracy (%) and mean hidden rate (Hz) of ``run(x) -> (logits, spikes)`` on ``test`` binned at ``dt``."""
-    correct, spikes = 0, 0.0
-    with torch.no_grad():
-        for x, y in iter_batches(test, dt, batch_size):
-            logits, spk = run(x)
-            correct += int((logits.argmax(1) == y).sum())
-            spikes += float(sum(s.sum() for s in spk))
-    return 100.0 * correct / len(test), spikes / (len(test) * n_hidden * test.duration)
-
-
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("runs", nargs="+", type=Path)
-    p.add_argument("--out", type=Path, required=True)
+    p = study_parser(__doc__)
     p.add_argument("--ratios", type=int, nargs="+", default=[4, 2], help="m: target bin = m x source bin")
-    p.add_argument("--n", type=int, default=0, help="first n test samples (0: all)")
-    a = p.parse_args(argv)
-    warnings.simplefilter("ignore")  # clamped decays are reported by the sweeps' metrics
-    torch.set_num_threads(1)
+    a = parse_study_args(p, argv)
     rows = defaultdict(list)  # (neuron, dt_S ms, m, deployment, threshold, recurrence) -> [(acc, rate)]
     for run_dir in a.runs:
         src, test = source_and_test(run_dir, a.n)
@@ -183,9 +163,7 @@ def main(argv=None) -> int:
         kind, dt_ms, m, dep, a1, a2 = key
         lines.append(f"| {kind} | {dt_ms:g} ms | {m} | {dep} | {a1 or '-'} | {a2 or '-'} | {len(vals)} | "
                      f"{_mean_std([v[0] for v in vals])} | {_mean_std([v[1] for v in vals])} |")
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    write_text(a.out, "\n".join(lines) + "\n")
-    print(f"wrote {a.out}")
+    write_table(a.out, lines)
     return 0
 
 

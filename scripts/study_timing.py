@@ -63,21 +63,29 @@ def off_edge_spikes(spikes: torch.Tensor, m: int) -> float:
     return float(spikes[~on_edge].sum())
 
 
-def evaluate(dep, test, m: int, held: bool, batch_size: int = 256) -> tuple[float, float, float]:
-    """Accuracy (%), mean hidden rate (Hz) and the share of hidden spikes (%) outside the last target bin of each
-    source bin, input ``held`` per window of ``m`` bins or not."""
-    correct, spikes, off = 0, 0.0, 0.0
-    n_hidden = sum(layer.neuron.size for layer in dep.model.layers)
+def evaluate(test, dt: float, run, n_hidden: int, extra=None, batch_size: int = 256) -> tuple[float, ...]:
+    """Accuracy (%) and mean hidden rate (Hz) of ``run(x) -> (logits, spikes per layer)`` on ``test`` binned at
+    ``dt``; with ``extra(spikes) -> count`` also the share (%) of hidden spikes that ``extra`` counts."""
+    correct, spikes, counted = 0, 0.0, 0.0
     with torch.no_grad():
-        for x, y in iter_batches(test, dep.dt, batch_size):
-            if held:
-                x = hold_events(x, m)
-            logits, spk = dep(x, return_spikes=True)
+        for x, y in iter_batches(test, dt, batch_size):
+            logits, spk = run(x)
             correct += int((logits.argmax(1) == y).sum())
             spikes += float(sum(s.sum() for s in spk))
-            off += sum(off_edge_spikes(s, m) for s in spk)
-    return (100.0 * correct / len(test), spikes / (len(test) * n_hidden * test.duration),
-            100.0 * off / spikes if spikes else float("nan"))
+            if extra is not None:
+                counted += extra(spk)
+    out = (100.0 * correct / len(test), spikes / (len(test) * n_hidden * test.duration))
+    if extra is None:
+        return out
+    return out + (100.0 * counted / spikes if spikes else float("nan"),)
+
+
+def evaluate_held(dep, test, m: int, held: bool) -> tuple[float, float, float]:
+    """Accuracy (%), mean hidden rate (Hz) and the share of hidden spikes (%) outside the last target bin of each
+    source bin, input ``held`` per window of ``m`` bins or not."""
+    n_hidden = sum(layer.neuron.size for layer in dep.model.layers)
+    return evaluate(test, dep.dt, lambda x: dep(hold_events(x, m) if held else x, return_spikes=True), n_hidden,
+                    extra=lambda spk: sum(off_edge_spikes(s, m) for s in spk))
 
 
 def _mean_std(values: list[float]) -> str:
@@ -93,20 +101,39 @@ def source_and_test(run_dir: Path, n: int = 0):
     return src, (test.subset(range(min(n, len(test)))) if n else test)
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def study_parser(doc: str) -> argparse.ArgumentParser:
+    """The options every study script shares: the run folders, ``--out`` and ``--n``."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     p.add_argument("runs", nargs="+", type=Path)
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--splits", type=int, nargs="+", default=[8, 4], help="m: target bin = source bin / m")
     p.add_argument("--n", type=int, default=0, help="first n test samples (0: all)")
+    return p
+
+
+def parse_study_args(p: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
+    """Parse, silence the clamped-decay warnings (the sweeps' metrics report them) and use one thread."""
     a = p.parse_args(argv)
-    warnings.simplefilter("ignore")  # clamped decays are reported by the sweeps' metrics
+    warnings.simplefilter("ignore")
     torch.set_num_threads(1)
+    return a
+
+
+def write_table(out: Path, lines: list[str]) -> None:
+    """Write the Markdown ``lines`` to ``out`` atomically."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_text(out, "\n".join(lines) + "\n")
+    print(f"wrote {out}")
+
+
+def main(argv=None) -> int:
+    p = study_parser(__doc__)
+    p.add_argument("--splits", type=int, nargs="+", default=[8, 4], help="m: target bin = source bin / m")
+    a = parse_study_args(p, argv)
     rows = defaultdict(list)  # (neuron, dt_S ms, m, method, spikes, input) -> [(acc, rate)]
     for run_dir in a.runs:
         src, test = source_and_test(run_dir, a.n)
         kind, dt_ms = src.params[0].kind, round(src.dt * 1e3, 6)
-        acc, rate, _ = evaluate(src, test, 1, False)
+        acc, rate, _ = evaluate_held(src, test, 1, False)
         rows[(kind, dt_ms, 1, "source", "", "")].append((acc, rate, float("nan")))
         print(f"{run_dir}: source {acc:.1f} % {rate:.1f} Hz", flush=True)
         for m in a.splits:
@@ -114,7 +141,7 @@ def main(argv=None) -> int:
                 for spikes in SPIKES:
                     dep = adapt_model(src, src.dt / m, method, spikes=spikes)
                     for held in (False, True):
-                        acc, rate, off = evaluate(dep, test, m, held)
+                        acc, rate, off = evaluate_held(dep, test, m, held)
                         inp = "held" if held else "spread"
                         rows[(kind, dt_ms, m, method, spikes, inp)].append((acc, rate, off))
                         print(f"  1/{m} {method} spikes={spikes} {inp}: {acc:.1f} % {rate:.1f} Hz, "
@@ -140,9 +167,7 @@ def main(argv=None) -> int:
         lines.append(f"| {kind} | {dt_ms:g} ms | {rho} | {method} | {spikes or '-'} | {inp or '-'} | {len(vals)} | "
                      f"{_mean_std([v[0] for v in vals])} | {_mean_std([v[1] for v in vals])} | "
                      f"{'–' if m == 1 else _mean_std([v[2] for v in vals])} |")
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    write_text(a.out, "\n".join(lines) + "\n")
-    print(f"wrote {a.out}")
+    write_table(a.out, lines)
     return 0
 
 
