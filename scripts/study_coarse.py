@@ -19,8 +19,8 @@ this script switches one at a time, running the source network at its own clock 
 The readout reads each coarse bin's spike count, spread evenly over the bin (the ``expectation`` map of the
 readout at ``dt_T``), in every row but ``rebin``'s own.  With ``threshold=edge, recurrence=window`` this *is* the
 coarse network under the ``expectation`` map with ``spikes=source`` (the same spikes and logits, checked in
-tests/run/test_study_coarse.py): ``m`` exact steps of ``A_S`` on a constant input ``I/m`` give
-``A_S^m x + (A_S^m - I)(A_S - I)^{-1} B_S I / m``, the ``expectation`` map's ``B_T = G_T G_S^{-1} B_S / m``
+tests/run/test_study_coarse.py): ``m`` exact steps of ``Ā_S`` on a constant input ``I/m`` give
+``Ā_S^m x + (Ā_S^m - I)(Ā_S - I)^{-1} B̄_S I / m``, the ``expectation`` map's ``B̄_T = G_T G_S^{-1} B̄_S / m``
 (docs/theory.md, section 4f).  So the rows from ``rebin`` to that corner separate what each constraint of
 the coarse clock costs, and the library's ``euler`` row beside it what the map changes on top.
 Rows: test accuracy (%) and mean hidden rate (Hz), mean ± std over the runs of one (neuron, source bin).
