@@ -69,7 +69,11 @@ def bar_table(train: pd.DataFrame, adapt: pd.DataFrame, every_train: pd.DataFram
             r = r_all[r_all["method"] != "rebin"]  # the best adapted network steps at the target bin
             if not len(r):
                 continue
-            means = r.groupby(["method", "spikes"])["test_accuracy"].mean().sort_values(ascending=False)
+            # only cells with every seed that ran at this rho compete for best: a sweep stopped part-way leaves
+            # one-seed cells whose mean is noise, not a method's result
+            counts = r.groupby(["method", "spikes"])["test_accuracy"].count()
+            full = r.set_index(["method", "spikes"]).index.map(counts) == counts.max()
+            means = r[full].groupby(["method", "spikes"])["test_accuracy"].mean().sort_values(ascending=False)
             (bm, bs), best = means.index[0], r[(r["method"] == means.index[0][0]) & (r["spikes"] == means.index[0][1])]
             none = r[(r["method"] == "none") & (r["spikes"] == "bin")]["test_accuracy"]
             tau = r[(r["method"] == "tau") & (r["spikes"] == "bin")]["test_accuracy"]
@@ -88,7 +92,10 @@ def bar_table(train: pd.DataFrame, adapt: pd.DataFrame, every_train: pd.DataFram
                     verdict += " (oracle n=1)"
             per_mode = []
             for mode in modes:
-                mm = r[r["spikes"] == mode].groupby("method")["test_accuracy"].mean().sort_values(ascending=False)
+                rm = r[r["spikes"] == mode]
+                n_m = rm.groupby("method")["test_accuracy"].count()
+                rm = rm[rm["method"].map(n_m) == n_m.max()] if len(rm) else rm
+                mm = rm.groupby("method")["test_accuracy"].mean().sort_values(ascending=False)
                 if not len(mm):
                     per_mode.append("–")
                     continue

@@ -238,3 +238,23 @@ def test_block_labels_name_a_key_the_block_lacks_as_without_and_plot_titles_wrap
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
     assert len(titles) == 2 and all(max(map(len, t.split("\n"))) <= 62 for t in titles), titles
     assert "without model.surrogate_dt" in " ".join(titles).replace("\n", " ")
+
+
+def test_study_analysis_never_names_a_cell_with_fewer_seeds_best(tmp_path):
+    """A sweep stopped part-way leaves cells with fewer seeds than the rest; their mean does not compete for best
+    (here a one-seed impulse cell at 95 % beside euler's two seeds at 88 %), but the cell stays in the tables."""
+    from tests.conftest import load_script
+
+    mod = load_script("study_analysis")
+    root = tmp_path / "runs"
+    _runs(root)
+    write_json(root / "adapt/s0_2ms_impulse" / "metrics.json",
+               {"kind": "adapt", "dataset": "randman", "neuron": "lif", "src_dt": 0.004, "tgt_dt": 0.002, "rho": 0.5,
+                "method": "impulse", "spikes": "source", "status": "ok", "source_run": str(root / "train/src_s0"),
+                "source_recipe": SOURCE, "source_recipe_id": recipe_id(SOURCE), "test_accuracy": 0.95})
+    df = collect(root)
+    train, adapt = df[df["kind"] == "train"], df[df["kind"] == "adapt"]
+    source = train[[r.get("study.recipe") == "source" for r in train["recipe"]]]
+    rows = {line.split(" | ")[1]: line for line in mod.bar_table(source, adapt, train) if line.startswith("| 1/2")}
+    assert "**euler: 88.0 ± 0.0 (2)**" in rows["2 ms"] and "impulse" not in rows["2 ms"], rows["2 ms"]
+    assert "| +2.0 | met vs re-tuned |" in rows["2 ms"]
