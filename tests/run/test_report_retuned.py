@@ -21,6 +21,14 @@ def _train(root, run, rec, seed, val, test):
                                              "best_val_accuracy": val, "test_accuracy": test})
 
 
+def _adapt_2ms(root, run, method, spikes, acc, seed=0):
+    """One adaptation run of source seed ``seed`` to 2 ms (rho = 1/2)."""
+    write_json(root / f"adapt/{run}" / "metrics.json",
+               {"kind": "adapt", "dataset": "randman", "neuron": "lif", "src_dt": 0.004, "tgt_dt": 0.002, "rho": 0.5,
+                "method": method, "spikes": spikes, "status": "ok", "source_run": str(root / f"train/src_s{seed}"),
+                "source_recipe": SOURCE, "source_recipe_id": recipe_id(SOURCE), "test_accuracy": acc})
+
+
 def _runs(root, same_recipe_val=0.80):
     for seed, test in ((0, 0.90), (1, 0.92)):
         _train(root, f"train/src_s{seed}", SOURCE, seed, 0.9, test)
@@ -80,10 +88,7 @@ def test_study_analysis_bar_is_against_the_retuned_oracle_where_it_exists(tmp_pa
     mod = load_script("study_analysis")
     root = tmp_path / "runs"
     _runs(root)
-    write_json(root / "adapt/s0_2ms_rebin" / "metrics.json",  # shown beside the best, never counted as it
-               {"kind": "adapt", "dataset": "randman", "neuron": "lif", "src_dt": 0.004, "tgt_dt": 0.002, "rho": 0.5,
-                "method": "rebin", "spikes": "bin", "status": "ok", "source_run": str(root / "train/src_s0"),
-                "source_recipe": SOURCE, "source_recipe_id": recipe_id(SOURCE), "test_accuracy": 0.99})
+    _adapt_2ms(root, "s0_2ms_rebin", "rebin", "bin", 0.99)  # shown beside the best, never counted as it
     df = collect(root)
     train, adapt = df[df["kind"] == "train"], df[df["kind"] == "adapt"]
     source = train[[r.get("study.recipe") == "source" for r in train["recipe"]]]
@@ -131,11 +136,7 @@ def test_study_analysis_has_a_column_per_spike_step_that_ran(tmp_path):
     header = [ln for ln in mod.bar_table(source, adapt, train) if ln.startswith("| rho")]
     assert header and "spikes=source_delay" not in header[0] and header[0].count("best with") == 1
     for seed in (0, 1):
-        write_json(root / f"adapt/s{seed}_2ms_delay" / "metrics.json",
-                   {"kind": "adapt", "dataset": "randman", "neuron": "lif", "src_dt": 0.004, "tgt_dt": 0.002,
-                    "rho": 0.5, "method": "impulse", "spikes": "source_delay", "status": "ok",
-                    "source_run": str(root / f"train/src_s{seed}"), "source_recipe": SOURCE,
-                    "source_recipe_id": recipe_id(SOURCE), "test_accuracy": 0.9})
+        _adapt_2ms(root, f"s{seed}_2ms_delay", "impulse", "source_delay", 0.9, seed)
     df = collect(root)
     adapt = df[df["kind"] == "adapt"]
     lines = mod.bar_table(source, adapt, train)
@@ -248,10 +249,7 @@ def test_study_analysis_never_names_a_cell_with_fewer_seeds_best(tmp_path):
     mod = load_script("study_analysis")
     root = tmp_path / "runs"
     _runs(root)
-    write_json(root / "adapt/s0_2ms_impulse" / "metrics.json",
-               {"kind": "adapt", "dataset": "randman", "neuron": "lif", "src_dt": 0.004, "tgt_dt": 0.002, "rho": 0.5,
-                "method": "impulse", "spikes": "source", "status": "ok", "source_run": str(root / "train/src_s0"),
-                "source_recipe": SOURCE, "source_recipe_id": recipe_id(SOURCE), "test_accuracy": 0.95})
+    _adapt_2ms(root, "s0_2ms_impulse", "impulse", "source", 0.95)
     df = collect(root)
     train, adapt = df[df["kind"] == "train"], df[df["kind"] == "adapt"]
     source = train[[r.get("study.recipe") == "source" for r in train["recipe"]]]
