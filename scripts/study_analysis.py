@@ -42,6 +42,15 @@ def ms(x: float) -> str:
     return f"{x * 1e3:g} ms"
 
 
+def with_every_seed(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """The ``rows`` of the ``keys`` groups that hold as many runs as the largest group: a sweep stopped part-way
+    leaves cells with fewer seeds, whose mean is noise, not a method's result."""
+    if not len(rows):
+        return rows
+    counts = rows.groupby(keys)["test_accuracy"].transform("count")
+    return rows[counts == counts.max()]
+
+
 def bar_table(train: pd.DataFrame, adapt: pd.DataFrame, every_train: pd.DataFrame | None = None) -> list[str]:
     """``train``: the source recipe's runs; ``every_train``: all training runs (the re-tuned oracles' search)."""
     every_train = train if every_train is None else every_train
@@ -69,11 +78,8 @@ def bar_table(train: pd.DataFrame, adapt: pd.DataFrame, every_train: pd.DataFram
             r = r_all[r_all["method"] != "rebin"]  # the best adapted network steps at the target bin
             if not len(r):
                 continue
-            # only cells with every seed that ran at this rho compete for best: a sweep stopped part-way leaves
-            # one-seed cells whose mean is noise, not a method's result
-            counts = r.groupby(["method", "spikes"])["test_accuracy"].count()
-            full = r.set_index(["method", "spikes"]).index.map(counts) == counts.max()
-            means = r[full].groupby(["method", "spikes"])["test_accuracy"].mean().sort_values(ascending=False)
+            means = (with_every_seed(r, ["method", "spikes"]).groupby(["method", "spikes"])["test_accuracy"].mean()
+                     .sort_values(ascending=False))
             (bm, bs), best = means.index[0], r[(r["method"] == means.index[0][0]) & (r["spikes"] == means.index[0][1])]
             none = r[(r["method"] == "none") & (r["spikes"] == "bin")]["test_accuracy"]
             tau = r[(r["method"] == "tau") & (r["spikes"] == "bin")]["test_accuracy"]
@@ -92,10 +98,8 @@ def bar_table(train: pd.DataFrame, adapt: pd.DataFrame, every_train: pd.DataFram
                     verdict += " (oracle n=1)"
             per_mode = []
             for mode in modes:
-                rm = r[r["spikes"] == mode]
-                n_m = rm.groupby("method")["test_accuracy"].count()
-                rm = rm[rm["method"].map(n_m) == n_m.max()] if len(rm) else rm
-                mm = rm.groupby("method")["test_accuracy"].mean().sort_values(ascending=False)
+                mm = (with_every_seed(r[r["spikes"] == mode], ["method"]).groupby("method")["test_accuracy"].mean()
+                      .sort_values(ascending=False))
                 if not len(mm):
                     per_mode.append("–")
                     continue
