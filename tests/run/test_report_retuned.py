@@ -21,27 +21,20 @@ def _train(root, run, rec, seed, val, test):
                                              "best_val_accuracy": val, "test_accuracy": test})
 
 
-def _adapt_2ms(root, run, method, spikes, acc, seed=0):
-    """One adaptation run of source seed ``seed`` to 2 ms (rho = 1/2)."""
+def _adapt(root, run, method, spikes, acc, seed=0, tgt_dt=0.002):
+    """One adaptation run of the 4 ms source of seed ``seed`` to ``tgt_dt``."""
     write_json(root / f"adapt/{run}" / "metrics.json",
-               {"kind": "adapt", "dataset": "randman", "neuron": "lif", "src_dt": 0.004, "tgt_dt": 0.002, "rho": 0.5,
-                "method": method, "spikes": spikes, "status": "ok", "source_run": str(root / f"train/src_s{seed}"),
-                "source_recipe": SOURCE, "source_recipe_id": recipe_id(SOURCE), "test_accuracy": acc})
+               {"kind": "adapt", "dataset": "randman", "neuron": "lif", "src_dt": 0.004, "tgt_dt": tgt_dt,
+                "rho": tgt_dt / 0.004, "method": method, "spikes": spikes, "status": "ok",
+                "source_run": str(root / f"train/src_s{seed}"), "source_recipe": SOURCE,
+                "source_recipe_id": recipe_id(SOURCE), "test_accuracy": acc})
 
 
 def _runs(root, same_recipe_val=0.80):
     for seed, test in ((0, 0.90), (1, 0.92)):
         _train(root, f"train/src_s{seed}", SOURCE, seed, 0.9, test)
-        write_json(root / f"adapt/s{seed}_2ms" / "metrics.json",
-                   {"kind": "adapt", "dataset": "randman", "neuron": "lif", "src_dt": 0.004, "tgt_dt": 0.002,
-                    "rho": 0.5, "method": "euler", "spikes": "source", "status": "ok",
-                    "source_run": str(root / f"train/src_s{seed}"), "source_recipe": SOURCE,
-                    "source_recipe_id": recipe_id(SOURCE), "test_accuracy": 0.88})
-        write_json(root / f"adapt/s{seed}_8ms" / "metrics.json",
-                   {"kind": "adapt", "dataset": "randman", "neuron": "lif", "src_dt": 0.004, "tgt_dt": 0.008,
-                    "rho": 2.0, "method": "euler", "spikes": "source", "status": "ok",
-                    "source_run": str(root / f"train/src_s{seed}"), "source_recipe": SOURCE,
-                    "source_recipe_id": recipe_id(SOURCE), "test_accuracy": 0.80})
+        _adapt(root, f"s{seed}_2ms", "euler", "source", 0.88, seed)
+        _adapt(root, f"s{seed}_8ms", "euler", "source", 0.80, seed, tgt_dt=0.008)
     _train(root, "train/same_2ms_s0", _rec("2ms"), 0, same_recipe_val, 0.70)      # the same-recipe oracle
     _train(root, "train/same_8ms_s0", _rec("8ms"), 0, 0.9, 0.91)
     tuned = dict(_rec("2ms"), **{"study.recipe": "retuned"})
@@ -88,7 +81,7 @@ def test_study_analysis_bar_is_against_the_retuned_oracle_where_it_exists(tmp_pa
     mod = load_script("study_analysis")
     root = tmp_path / "runs"
     _runs(root)
-    _adapt_2ms(root, "s0_2ms_rebin", "rebin", "bin", 0.99)  # shown beside the best, never counted as it
+    _adapt(root, "s0_2ms_rebin", "rebin", "bin", 0.99)  # shown beside the best, never counted as it
     df = collect(root)
     train, adapt = df[df["kind"] == "train"], df[df["kind"] == "adapt"]
     source = train[[r.get("study.recipe") == "source" for r in train["recipe"]]]
@@ -109,11 +102,7 @@ def test_study_analysis_names_no_single_best_method_where_every_method_ties(tmp_
     _runs(root)
     for seed in (0, 1):
         for method, acc in (("none", 0.9), ("euler", 0.9)):
-            write_json(root / f"adapt/s{seed}_4ms_{method}" / "metrics.json",
-                       {"kind": "adapt", "dataset": "randman", "neuron": "lif", "src_dt": 0.004, "tgt_dt": 0.004,
-                        "rho": 1.0, "method": method, "spikes": "bin", "status": "ok",
-                        "source_run": str(root / f"train/src_s{seed}"), "source_recipe": SOURCE,
-                        "source_recipe_id": recipe_id(SOURCE), "test_accuracy": acc})
+            _adapt(root, f"s{seed}_4ms_{method}", method, "bin", acc, seed, tgt_dt=0.004)
     df = collect(root)
     train, adapt = df[df["kind"] == "train"], df[df["kind"] == "adapt"]
     source = train[[r.get("study.recipe") == "source" for r in train["recipe"]]]
@@ -136,7 +125,7 @@ def test_study_analysis_has_a_column_per_spike_step_that_ran(tmp_path):
     header = [ln for ln in mod.bar_table(source, adapt, train) if ln.startswith("| rho")]
     assert header and "spikes=source_delay" not in header[0] and header[0].count("best with") == 1
     for seed in (0, 1):
-        _adapt_2ms(root, f"s{seed}_2ms_delay", "impulse", "source_delay", 0.9, seed)
+        _adapt(root, f"s{seed}_2ms_delay", "impulse", "source_delay", 0.9, seed)
     df = collect(root)
     adapt = df[df["kind"] == "adapt"]
     lines = mod.bar_table(source, adapt, train)
@@ -199,11 +188,7 @@ def test_a_retuned_setting_without_a_same_recipe_run_at_its_bin_is_named_against
     _runs(root)
     tuned = dict(_rec("1ms"), **{"study.recipe": "retuned", "model.w_in_gain": 80.0})
     _train(root, "retune/c_s0", tuned, 0, 0.40, 0.38)
-    write_json(root / "adapt/s0_1ms" / "metrics.json",
-               {"kind": "adapt", "dataset": "randman", "neuron": "lif", "src_dt": 0.004, "tgt_dt": 0.001,
-                "rho": 0.25, "method": "euler", "spikes": "source", "status": "ok",
-                "source_run": str(root / "train/src_s0"), "source_recipe": SOURCE,
-                "source_recipe_id": recipe_id(SOURCE), "test_accuracy": 0.9})
+    _adapt(root, "s0_1ms", "euler", "source", 0.9, tgt_dt=0.001)
     (b,) = blocks(collect(root))
     mean, _, n, runs, setting, n_settings = b["retuned"][0.001]
     assert (mean, n, runs, setting, n_settings) == (38.0, 1, ["retune/c_s0"], "model.w_in_gain=80.0", 1)
@@ -249,7 +234,7 @@ def test_study_analysis_never_names_a_cell_with_fewer_seeds_best(tmp_path):
     mod = load_script("study_analysis")
     root = tmp_path / "runs"
     _runs(root)
-    _adapt_2ms(root, "s0_2ms_impulse", "impulse", "source", 0.95)
+    _adapt(root, "s0_2ms_impulse", "impulse", "source", 0.95)
     df = collect(root)
     train, adapt = df[df["kind"] == "train"], df[df["kind"] == "adapt"]
     source = train[[r.get("study.recipe") == "source" for r in train["recipe"]]]
