@@ -27,7 +27,12 @@ subtraction keeps the overshoot above threshold (snnTorch's ``reset_mechanism="s
 ``reset_delay=False``, Norse's ``reset_subtract``), reset-to-value drops it.
 
 Recurrent weights are ``Linear`` nodes on a two-edge cycle ``neuron -> w_rec -> neuron``; a recurrent
-spike arrives one step later, as in every discrete simulator.  snnta's logits are the time average of
+spike arrives one step later, as in every discrete simulator.  A deployment whose recurrent spikes arrive
+``d > 1`` bins later (``spikes=source_delay``) gets a ``Delay`` node of ``(d - 1) dt`` seconds on the cycle
+(``neuron -> w_rec -> delay -> neuron``), and reading such a graph at ``dt'`` gives ``d' = 1 + delay / dt'``
+(a whole number, or a one-line error).  The graph's metadata records the whole spike step; read back at the
+bin width it was written at, a snnta graph gets that step again (an adapted deployment's spike budget
+belongs to its bin), at any other bin width the trained step, one spike per bin.  snnta's logits are the time average of
 the readout's potential (not part of the graph).
 """
 
@@ -36,7 +41,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -158,6 +163,7 @@ def to_nir(dep: Deployment, rule: str = "zoh", dataset: dict | None = None) -> "
         raise ConfigError("export: a method=rebin deployment is its source network run on re-binned input; "
                           "export the source checkpoint instead")
     model = dep.model
+    step = dep.spike_step
     pops = model.populations()
     nodes = {"input": nir.Input(input_type={"input": np.array([model.cfg.n_in])})}
     edges = []
@@ -172,7 +178,12 @@ def to_nir(dep: Deployment, rule: str = "zoh", dataset: dict | None = None) -> "
         edges += [(prev, f"{name}.w_in"), (f"{name}.w_in", name)]
         if w_rec is not None:
             nodes[f"{name}.w_rec"] = nir.Linear(weight=w_rec.detach().cpu().double().numpy())
-            edges += [(name, f"{name}.w_rec"), (f"{name}.w_rec", name)]
+            edges.append((name, f"{name}.w_rec"))
+            if step.delay > 1:  # the latency beyond the one step every simulator has: (d - 1) dt
+                nodes[f"{name}.delay"] = nir.Delay(delay=np.full(w_rec.shape[0], (step.delay - 1) * float(dep.dt)))
+                edges += [(f"{name}.w_rec", f"{name}.delay"), (f"{name}.delay", name)]
+            else:
+                edges.append((f"{name}.w_rec", name))
         prev = name
     nodes["output"] = nir.Output(output_type={"output": np.array([model.cfg.n_classes])})
     edges.append((prev, "output"))
@@ -181,7 +192,7 @@ def to_nir(dep: Deployment, rule: str = "zoh", dataset: dict | None = None) -> "
     meta = {"format": FORMAT, "snnta_version": __version__, "dt": float(dep.dt), "rule": rule,
             "reset": "subtract", "input": "level: each step's input held constant over the step",
             "readout": "logits = time average of the readout potential", "method": dep.method,
-            "spike_step": json.dumps([dep.spike_step.max_spikes, dep.spike_step.refractory]),
+            "spike_step": json.dumps(asdict(step)),
             "model_config": json.dumps(model.cfg.to_dict())}
     if dataset:
         meta["dataset"] = json.dumps(dataset)
@@ -317,6 +328,23 @@ def _neuron_system(node, name: str) -> dict:
                 threshold=arr(node.v_threshold), reset=np.asarray(node.reset, np.float64), spiking=bool(node.spiking))
 
 
+def _recurrent_loop(name: str, nodes: dict, succ: dict, seen: set) -> tuple[list, float]:
+    """The loop ``name -> w_rec [-> Delay] -> name``: its node names and the Delay's latency (s, 0 without)."""
+    for k in succ[name]:
+        if k in seen or _is_neuron(nodes[k]):
+            continue
+        if name in succ.get(k, []):
+            return [k], 0.0
+        after = [d for d in succ.get(k, []) if isinstance(nodes[d], nir.Delay) and name in succ.get(d, [])]
+        if after:
+            latency = np.asarray(nodes[after[0]].delay, dtype=np.float64).reshape(-1)
+            if latency.size == 0 or np.any(latency != latency[0]) or latency[0] < 0:
+                raise ConfigError(f"NIR: delay node {after[0]!r} needs one non-negative delay for all its neurons, "
+                                  f"got {np.unique(latency).tolist()}")
+            return [k, after[0]], float(latency[0])
+    return [], 0.0
+
+
 def _chain(graph):
     """``[(w_in, system, w_rec or None, name)]`` along the graph from its Input to its Output."""
     nodes, edges = _flatten(graph)
@@ -342,11 +370,12 @@ def _chain(graph):
         name = n_names[0]
         seen.add(name)
         system = _neuron_system(nodes[name], name)
-        rec = [k for k in succ[name] if k not in seen and name in succ.get(k, []) and not _is_neuron(nodes[k])]
+        rec, delay = _recurrent_loop(name, nodes, succ, seen)
         w_rec = None
         if rec:
             w_rec = _weight(nodes[rec[0]], rec[0])
-            seen.add(rec[0])
+            seen.update(rec)
+        system["rec_delay"] = delay
         if w.shape[0] != system["A"].shape[0] or (w_rec is not None and w_rec.shape != (w.shape[0],) * 2):
             raise ConfigError(f"NIR: weight shapes around {name!r} do not match its {system['A'].shape[0]} neurons")
         layers.append((w, system, w_rec, name))
@@ -356,8 +385,29 @@ def _chain(graph):
     return layers
 
 
-def _assemble(layers: list, dt: float, rule: str, source: str) -> Deployment:
-    """A :class:`Deployment` at ``dt`` from ``[(w_in, system, w_rec, name)]`` (continuous systems)."""
+def _recurrent_delay(layers: list, dt: float, source: str) -> int:
+    """The spike step's recurrent delay ``d`` (bins) at ``dt``: a recurrent loop's latency is ``d dt`` = one step
+    plus its Delay node's ``delay``, so ``d = 1 + delay / dt`` must be a whole number, the same for every loop."""
+    loops = {name: s.get("rec_delay", 0.0) for _, s, w_rec, name in layers if w_rec is not None}
+    bins = {name: 1 + latency / dt for name, latency in loops.items()}
+    for name, d in bins.items():
+        if abs(d - round(d)) > 1e-6 * max(1.0, d):
+            raise ConfigError(f"{source}: the recurrent delay of {name!r} ({loops[name]:g} s) is not a whole number "
+                              f"of {dt:g} s bins; read the graph at a dt that divides it")
+    whole = sorted({int(round(d)) for d in bins.values()})
+    if len(whole) > 1:
+        raise ConfigError(f"{source}: snnta needs one recurrent delay for all layers, found {whole} bins "
+                          f"at dt={dt:g} s")
+    return whole[0] if whole else 1
+
+
+def _assemble(layers: list, dt: float, rule: str, source: str, step: SpikeStep | None = None) -> Deployment:
+    """A :class:`Deployment` at ``dt`` from ``[(w_in, system, w_rec, name)]`` (continuous systems).
+
+    Its spike step is ``step`` (default: the trained one, one spike per bin) with the recurrent delay the graph's
+    Delay nodes give (:func:`_recurrent_delay`)."""
+    delay = _recurrent_delay(layers, dt, source)
+    step = replace(step or SpikeStep(), delay=delay)
     if layers[-1][1]["spiking"]:
         H = layers[-1][0].shape[0]
         warnings.warn(f"{source}: the network ends in spiking neurons; snnta added a leaky-integrator readout "
@@ -401,7 +451,7 @@ def _assemble(layers: list, dt: float, rule: str, source: str) -> Deployment:
                                      threshold=torch.from_numpy(s["threshold"]).to(dtype), dt=float(dt),
                                      spiking=s["spiking"], kind=s["kind"], form="zoh" if rule == "zoh" else None))
     model.eval()
-    return Deployment(model, params, float(dt), SpikeStep(), "none", "bin", float(dt),
+    return Deployment(model, params, float(dt), step, "none", "bin", float(dt),
                       {"source": source, "rule": rule})
 
 
@@ -413,6 +463,18 @@ def _sync_spec(pop, s: dict) -> None:
         pop.log_tau.copy_(tau.log())
         if pop.spiking:
             pop.theta.copy_(torch.from_numpy(s["threshold"]))
+
+
+def _recorded_step(meta: dict, dt: float) -> SpikeStep | None:
+    """The spike step a snnta-written graph records, when it is read at the bin width it was written at (an
+    adapted deployment's step belongs to its bin); ``None`` otherwise (the trained step)."""
+    recorded = meta.get("spike_step")
+    if meta.get("format") != FORMAT or recorded is None or abs(float(meta.get("dt", -1.0)) - dt) > 1e-12 * dt:
+        return None
+    fields = json.loads(recorded)
+    if isinstance(fields, list):  # written by an earlier snnta: [max_spikes, refractory]
+        return SpikeStep(*fields[:2])
+    return SpikeStep(**{k: v for k, v in fields.items() if k != "delay"})  # the delay: from the graph's Delay nodes
 
 
 def from_nir(graph, dt: float | str | None = None, rule: str | None = None) -> Deployment:
@@ -439,7 +501,7 @@ def from_nir(graph, dt: float | str | None = None, rule: str | None = None) -> D
         warnings.warn(f"{source}: NIR's reset to v_reset is read as reset by subtraction of "
                       "(v_threshold - v_reset): the same in continuous time, not after a discrete overshoot",
                       stacklevel=2)
-    dep = _assemble(layers, dt, rule, source)
+    dep = _assemble(layers, dt, rule, source, _recorded_step(meta, dt))
     dep.report["nir_metadata"] = {k: v for k, v in meta.items() if isinstance(v, (str, int, float))}
     return dep
 

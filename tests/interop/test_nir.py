@@ -61,6 +61,51 @@ def test_import_at_another_dt_is_integral_adaptation(kind, tgt_dt):
     assert torch.allclose(imported(x), adapted(x), atol=1e-4)
 
 
+@pytest.mark.parametrize("kind", ["lif", "adlif"])
+@pytest.mark.parametrize("tgt_dt,spikes", [(1e-3, "bin"), (1e-3, "source"), (1e-3, "source_delay"),
+                                           (1.5e-3, "source"), (8e-3, "source_delay")])
+def test_round_trip_keeps_an_adapted_deployments_spike_step(kind, tgt_dt, spikes, tmp_path):
+    """An adapted deployment (any spike step: refractory, token bucket, graded, recurrent delay) written to a
+    file and read back at its bin: the same spike step, the same logits and spikes.  A recurrent delay of
+    ``d > 1`` bins is a ``Delay`` node of ``(d - 1) dt`` on each recurrent cycle, and only then."""
+    adapted = adapt_model(network(kind), tgt_dt, "impulse", spikes=spikes)
+    graph = to_nir(adapted)
+    delays = {k: v for k, v in graph.nodes.items() if isinstance(v, nir.Delay)}
+    d = adapted.spike_step.delay
+    assert sorted(delays) == ([f"layer{i}.delay" for i in range(2)] if d > 1 else [])
+    for node in delays.values():
+        assert np.allclose(node.delay, (d - 1) * tgt_dt, rtol=1e-12)
+    back = from_nir(write_nir(tmp_path / "net.nir", graph))
+    assert back.spike_step == adapted.spike_step
+    same, n_spikes = same_outputs(adapted, back, counts(T=int(round(0.2 / tgt_dt))))
+    assert same and n_spikes > 0
+
+
+def test_recurrent_delay_is_time_and_scales_with_the_bin():
+    """``spikes=source_delay`` at rho = 1/4 (4 -> 1 ms): recurrent spikes 4 bins late, a 3 ms Delay node, which any
+    discrete simulator runs as 3 ms plus its own one step.  Read at 0.5 ms: 6 + 1 = 7 bins (and the trained step
+    otherwise); at 3 ms: 1 + 1; at 2 ms 1 + 3/2 bins is refused.  Without the Delay node the network is a
+    different one (the delay is not a label)."""
+    adapted = adapt_model(network("lif"), 1e-3, "impulse", spikes="source_delay")
+    assert adapted.spike_step.delay == 4
+    graph = to_nir(adapted)
+    finer = from_nir(graph, dt=0.5e-3)
+    assert finer.spike_step == snnta.SpikeStep(delay=7)
+    assert from_nir(graph, dt=3e-3).spike_step == snnta.SpikeStep(delay=2)
+    with pytest.raises(ConfigError, match=r"recurrent delay of 'layer0' \(0\.003 s\) is not a whole number"):
+        from_nir(graph, dt=2e-3)
+    cut = to_nir(adapted)
+    for i in range(2):
+        del cut.nodes[f"layer{i}.delay"]
+    cut.edges = [e for e in cut.edges if not e[1].endswith(".delay")] + [(f"layer{i}.w_rec", f"layer{i}")
+                                                                         for i in range(2)]
+    cut.edges = [e for e in cut.edges if not e[0].endswith(".delay")]
+    undelayed = from_nir(cut)
+    assert undelayed.spike_step.delay == 1
+    x = counts(T=200)
+    assert not torch.equal(undelayed(x), adapted(x))
+
+
 def test_node_types():
     """NIR's own nodes where one exists, snnta's documented extension otherwise."""
     expect = {"lif": nir.LIF, "cuba_lif": nir.CubaLIF}
