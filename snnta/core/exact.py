@@ -26,7 +26,10 @@ neuron that spikes at ``t_s`` cannot spike in ``(t_s, t_s + r)``; its state keep
 recurrent jumps, its own reset); in the crossing search its threshold is ``+inf`` until ``t_s + r``; at
 ``t_s + r`` (a breakpoint of the event loop, like an input event) it spikes if ``u >= threshold``.  So a
 neuron spikes at most once per instant, a spike cascade at one instant has at most ``H`` rounds, and
-inter-spike intervals are ``>= r``.  A non-spiking readout integrates ``u`` exactly
+inter-spike intervals are ``>= r``.  A recurrent latency ``L > 0`` (``latency=``; 0, the default, is the
+rule above) delays each spike's recurrent jumps to ``t_s + L`` (another breakpoint; the reset stays at ``t_s``);
+``r = L = dt_S`` is the limit of ``spikes=source_delay`` from a source at ``dt_S`` (one spike per ``k`` bins
+and recurrent spikes ``k`` bins late at ``dt = dt_S / k``, as ``k -> inf``).  A non-spiking readout integrates ``u`` exactly
 (``int_0^h exp(A s) x ds``); logits are its time average over ``[0, duration]``, the limit of the
 discrete mean over bins.
 
@@ -211,28 +214,32 @@ class _Stepper:
         return (c.T * D).sum(0) if c.ndim == 2 else np.tensordot(c, D, axes=(0, 0))
 
 
-def check_refractory(refractory) -> float:
-    """``refractory`` in seconds: a finite number ``>= 0`` (one-line :class:`ConfigError` otherwise)."""
+def check_refractory(refractory, name: str = "refractory") -> float:
+    """``refractory`` (or another time called ``name``) in seconds: a finite number ``>= 0`` (one-line
+    :class:`ConfigError` otherwise)."""
     try:
         r = float(refractory)
     except (TypeError, ValueError):
         r = math.nan
     if isinstance(refractory, bool) or not (math.isfinite(r) and r >= 0):
-        raise ConfigError(f"refractory: must be a finite number of seconds >= 0 (0: none), got {refractory!r}")
+        raise ConfigError(f"{name}: must be a finite number of seconds >= 0 (0: none), got {refractory!r}")
     return r
 
 
 def run_population_exact(pop: ContinuousPopulation, times: np.ndarray, channels: np.ndarray, duration: float,
-                         weights: np.ndarray | None = None, refractory: float = 0.0):
+                         weights: np.ndarray | None = None, refractory: float = 0.0, latency: float = 0.0):
     """Run one population on input events ``(times, channels)`` (sorted by time) over ``[0, duration]``.
 
     Spiking: returns ``(spike_times, spike_neurons)``, sorted by time.  Non-spiking: returns
     ``int_0^duration u(t) dt`` per neuron ``[H]``.  ``weights`` scales each event (default 1).
     ``refractory = r > 0``: no spike within ``(t_s, t_s + r)`` after a spike at ``t_s`` (module docstring).
+    ``latency = L > 0``: a spike at ``t_s`` reaches the population's recurrent inputs at ``t_s + L`` (its own
+    reset is immediate); with ``r = L`` the dt -> 0 limit of ``spikes=source_delay``.
     """
     refractory = check_refractory(refractory)
-    if refractory > 0 and pop.spiking:
-        return _run_refractory(pop, times, channels, duration, weights, refractory)
+    latency = check_refractory(latency, "latency")
+    if (refractory > 0 or (latency > 0 and pop.w_rec is not None)) and pop.spiking:
+        return _run_breakpoints(pop, times, channels, duration, weights, refractory, latency)
     H = pop.size
     step = _Stepper(pop)
     x = np.zeros((H, pop.A.shape[-1]))
@@ -283,43 +290,51 @@ def _apply_events(pop: ContinuousPopulation, x: np.ndarray, times, channels, w, 
     return x + pop.B * cw.sum(1)[:, None], j
 
 
-def _run_refractory(pop: ContinuousPopulation, times, channels, duration: float, weights, r: float):
-    """:func:`run_population_exact` of a spiking population with an absolute refractory time ``r > 0``.
+def _run_breakpoints(pop: ContinuousPopulation, times, channels, duration: float, weights, r: float, latency: float):
+    """:func:`run_population_exact` of a spiking population with a refractory time ``r`` and/or a recurrent
+    ``latency`` (both ``>= 0``, one of them ``> 0``).
 
-    Breakpoints are input events and refractory ends ``t_s + r``; between two breakpoints the set of
-    refractory neurons is fixed and the crossing search sees ``threshold = +inf`` for them."""
+    Breakpoints are input events, refractory ends ``t_s + r`` and recurrent arrivals ``t_s + latency``; between
+    two breakpoints the set of refractory neurons is fixed and the crossing search sees ``threshold = +inf``
+    for them.  All input events and arrivals at one instant are applied together, then a spike round."""
     H = pop.size
     step = _Stepper(pop)
     x = np.zeros((H, pop.A.shape[-1]))
     free_at = np.full(H, -math.inf)  # a neuron may spike at t >= free_at
+    arrivals: list[tuple[float, np.ndarray]] = []  # (time, neurons whose spikes arrive then), in time order
     times, channels, w = _sorted_events(times, channels, weights)
     out_t, out_i, t, k, E = [], [], 0.0, 0, len(times)
     while True:
         t_event = times[k] if k < E else duration
         pending = free_at[free_at > t]
         t_stop = min(t_event, float(pending.min())) if pending.size else t_event
+        if arrivals and arrivals[0][0] < t_stop:
+            t_stop = arrivals[0][0]
         theta = np.where(free_at > t, math.inf, pop.threshold)
         s, x_s = step.first_crossing(x, t_stop - t, theta)
         if s is not None and t + s < t_stop:  # a crossing of a free neuron before the next breakpoint
             t, x = t + s, x_s
-            x = _refractory_round(pop, x, t, free_at, r, out_t, out_i)
+            x = _breakpoint_round(pop, x, t, free_at, r, latency, arrivals, out_t, out_i)
             continue
         x, t = x_s, t_stop  # no crossing, or one at the breakpoint itself (x_s: u >= threshold there)
+        while arrivals and arrivals[0][0] == t:
+            x = x + pop.B * pop.w_rec[:, arrivals.pop(0)[1]].sum(1)[:, None]
         if t == t_event:
             if k >= E:
                 break
             x, k = _apply_events(pop, x, times, channels, w, k)
-        x = _refractory_round(pop, x, t, free_at, r, out_t, out_i)
+        x = _breakpoint_round(pop, x, t, free_at, r, latency, arrivals, out_t, out_i)
     return np.asarray(out_t, np.float64), np.asarray(out_i, np.int64)
 
 
-def _refractory_round(pop: ContinuousPopulation, x: np.ndarray, t: float, free_at: np.ndarray, r: float,
-                      out_t: list, out_i: list) -> np.ndarray:
+def _breakpoint_round(pop: ContinuousPopulation, x: np.ndarray, t: float, free_at: np.ndarray, r: float,
+                      latency: float, arrivals: list, out_t: list, out_i: list) -> np.ndarray:
     """At instant ``t``: every free neuron (``t >= free_at``) at or above threshold spikes, becomes refractory
-    until ``t + r`` (``free_at`` updated in place), and its reset and recurrent jumps apply; repeated until no
-    free neuron is above threshold (at most ``H`` rounds: each neuron spikes at most once)."""
-    t_free = t + r
-    while True:
+    until ``t + r`` (``free_at`` updated in place) and resets; its recurrent jumps apply now (``latency = 0``)
+    or join ``arrivals`` at ``t + latency``.  Repeated until no free neuron is above threshold (with ``r > 0``
+    at most ``H`` rounds: each neuron spikes at most once)."""
+    t_free, t_arrive = t + r, t + latency
+    for _ in range(MAX_ROUNDS + pop.size):
         s = (x[:, 0] >= pop.threshold) & (free_at <= t)
         if not s.any():
             return x
@@ -329,7 +344,15 @@ def _refractory_round(pop: ContinuousPopulation, x: np.ndarray, t: float, free_a
         free_at[idx] = t_free
         x = x + pop.reset * s[:, None]
         if pop.w_rec is not None:
-            x = x + pop.B * pop.w_rec[:, idx].sum(1)[:, None]
+            if latency > 0:
+                if arrivals and arrivals[-1][0] == t_arrive:  # the same instant's earlier round
+                    arrivals[-1] = (t_arrive, np.concatenate([arrivals[-1][1], idx]))
+                else:
+                    arrivals.append((t_arrive, idx))
+            else:
+                x = x + pop.B * pop.w_rec[:, idx].sum(1)[:, None]
+    raise AdaptationError(f"exact: more than {MAX_ROUNDS} spike rounds at t={t:.6g} s (a neuron whose reset "
+                          "does not bring it below threshold)")
 
 
 def _spike_rounds(pop: ContinuousPopulation, x: np.ndarray, t: float, out_t: list, out_i: list) -> np.ndarray:
@@ -349,31 +372,35 @@ def _spike_rounds(pop: ContinuousPopulation, x: np.ndarray, t: float, out_t: lis
 
 
 def run_network_exact(pops: list[ContinuousPopulation], times: np.ndarray, channels: np.ndarray,
-                      duration: float, refractory: float = 0.0) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
+                      duration: float, refractory: float = 0.0,
+                      latency: float = 0.0) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
     """One sample through every population: ``(logits [C], [(spike_times, spike_neurons) per hidden layer])``.
 
-    Logits are ``(1/duration) int_0^duration u_readout(t) dt``; ``refractory`` (seconds, every spiking
-    population) as in :func:`run_population_exact`.
+    Logits are ``(1/duration) int_0^duration u_readout(t) dt``; ``refractory`` and the recurrent ``latency``
+    (seconds, every spiking population) as in :func:`run_population_exact`.
     """
     if not duration > 0:
         raise ConfigError(f"duration: must be > 0 s, got {duration}")
     spikes = []
     t, c = np.asarray(times, np.float64), np.asarray(channels, np.int64)
     for pop in pops[:-1]:
-        t, c = run_population_exact(pop, t, c, duration, refractory=refractory)
+        t, c = run_population_exact(pop, t, c, duration, refractory=refractory, latency=latency)
         spikes.append((t, c))
     return run_population_exact(pops[-1], t, c, duration) / duration, spikes
 
 
-def evaluate_exact(dep, samples, duration: float, reading: str = "expectation", refractory: float = 0.0):
+def evaluate_exact(dep, samples, duration: float, reading: str = "expectation", refractory: float = 0.0,
+                   latency: float = 0.0):
     """Logits ``[N, C]`` and hidden spike counts ``[N]`` of ``samples`` (an iterable of ``(times, channels)``);
     ``refractory``: absolute refractory time in seconds (0: none; ``dep.src_dt or dep.dt`` is the limit of
-    ``spikes=source``)."""
+    ``spikes=source``); ``latency``: recurrent latency in seconds (0: none; with ``refractory`` both
+    ``dep.src_dt or dep.dt``, the limit of ``spikes=source_delay``)."""
     refractory = check_refractory(refractory)
+    latency = check_refractory(latency, "latency")
     pops = continuous_network(dep, reading)
     logits, counts = [], []
     for times, channels in samples:
-        out, spikes = run_network_exact(pops, times, channels, duration, refractory)
+        out, spikes = run_network_exact(pops, times, channels, duration, refractory, latency)
         logits.append(out)
         counts.append(sum(len(s[0]) for s in spikes))
     return np.stack(logits) if logits else np.zeros((0, pops[-1].size)), np.asarray(counts)

@@ -162,18 +162,22 @@ class EvalArgs:
     exact: bool = False  # dt=exact: the event-driven continuous-time evaluator (snnta.core.exact)
     #: dt=exact only: absolute refractory time in seconds (0: none), or "source" (the checkpoint's training bin)
     refractory: float | str = 0.0
+    #: dt=exact only: recurrent latency in seconds (0: none), or "source"; with refractory=source the limit of
+    #: spikes=source_delay
+    latency: float | str = 0.0
 
 
-def _refractory(cfg: dict, exact: bool) -> float | str:
-    """``refractory=``: ``0``/``null`` (none), ``source`` or a duration (``4ms``); only with ``dt=exact``."""
-    value = cfg.get("refractory")
+def _exact_time(cfg: dict, exact: bool, key: str, what: str) -> float | str:
+    """``refractory=`` / ``latency=``: ``0``/``null`` (none), ``source`` or a duration (``4ms``); only with
+    ``dt=exact``."""
+    value = cfg.get(key)
     if value in (None, 0, "0"):
         return 0.0
-    require(exact, f"refractory: a refractory time belongs to the event-driven evaluator; add dt=exact "
-                   f"(got refractory={value!r} with dt={cfg.get('dt')!r})")
+    require(exact, f"{key}: a {what} belongs to the event-driven evaluator; add dt=exact "
+                   f"(got {key}={value!r} with dt={cfg.get('dt')!r})")
     if value == "source":
         return "source"
-    return parse_duration(value, "refractory", allow_zero=True)
+    return parse_duration(value, key, allow_zero=True)
 
 
 def eval_args(cfg: dict) -> EvalArgs:
@@ -181,7 +185,8 @@ def eval_args(cfg: dict) -> EvalArgs:
     require(dt in (None, "exact"), f"dt: eval runs a checkpoint at its own bin width (dt=null) or in continuous "
                                    f"time (dt=exact), got {dt!r}; `snnta adapt tgt_dt=...` changes the bin width")
     return EvalArgs(check_value(cfg["checkpoint"], str, "checkpoint"), _batch_size(cfg), runtime_args(cfg),
-                    _src_dt(cfg), dt == "exact", _refractory(cfg, dt == "exact"))
+                    _src_dt(cfg), dt == "exact", _exact_time(cfg, dt == "exact", "refractory", "refractory time"),
+                    _exact_time(cfg, dt == "exact", "latency", "recurrent latency"))
 
 
 @dataclass(frozen=True)

@@ -307,28 +307,33 @@ def evaluate_checkpoint(cfg: dict, out: Path, overrides: list[str] = ()) -> dict
     if not a.exact:
         check_binning(test_ds.duration, dep.dt, "dt")
     claim_run(out, record, overrides, ignore=("checkpoint",))
-    refractory = (dep.src_dt or dep.dt) if a.refractory == "source" else a.refractory  # source: the training bin
+    source_bin = dep.src_dt or dep.dt  # `source`: the training bin
+    refractory = source_bin if a.refractory == "source" else a.refractory
+    latency = source_bin if a.latency == "source" else a.latency
     if a.exact:
-        result = evaluate_exact_dataset(dep, test_ds, a.runtime.progress, refractory)
+        result = evaluate_exact_dataset(dep, test_ds, a.runtime.progress, refractory, latency)
     else:
         result = evaluate(dep, test_ds, a.batch_size, a.runtime.progress, threads=a.runtime.threads)
     metrics = {"schema": SCHEMA, "kind": "eval", "dataset": name, "neuron": dep.model.cfg.neuron,
                "dt": dep.dt, "tgt_dt": "exact" if a.exact else None,
                "src_dt": dep.src_dt, "rho": None if a.exact else dep.rho, "method": "exact" if a.exact else dep.method,
                "spikes": None if a.exact else dep.spikes, "checkpoint": str(ckpt), "checkpoint_sha256": sha,
-               "refractory": refractory if a.exact else None,
+               "refractory": refractory if a.exact else None, "latency": latency if a.exact else None,
                "accuracy": result["accuracy"], "rate": result["rate_hz"], **test_fields(result), **provenance()}
     write_json(out / "metrics.json", metrics)
     where = "in continuous time (event-driven)" if a.exact else f"at dt={format_duration(dep.dt)}"
     if a.exact and refractory > 0:
         where += f", refractory {format_duration(refractory)}"
+    if a.exact and latency > 0:
+        where += f", recurrent latency {format_duration(latency)}"
     print(f"{ckpt}: test accuracy {result['accuracy']:.4f} {where}, rate {result['rate_hz']:.1f} Hz -> {out}")
     return metrics
 
 
-def evaluate_exact_dataset(dep: Deployment, ds, progress: bool = False, refractory: float = 0.0) -> dict:
-    """:func:`~snnta.core.exact.evaluate_exact` (absolute ``refractory`` time in seconds, 0: none) on every
-    sample of ``ds``: accuracy, mean cross-entropy and
+def evaluate_exact_dataset(dep: Deployment, ds, progress: bool = False, refractory: float = 0.0,
+                           latency: float = 0.0) -> dict:
+    """:func:`~snnta.core.exact.evaluate_exact` (absolute ``refractory`` time and recurrent ``latency`` in
+    seconds, 0: none) on every sample of ``ds``: accuracy, mean cross-entropy and
     ``rate_hz = spikes / (samples * hidden neurons * duration)``, the fields :func:`evaluate` returns
     (``n_bins`` is ``None``: there are no bins)."""
     import numpy as np
@@ -346,7 +351,7 @@ def evaluate_exact_dataset(dep: Deployment, ds, progress: bool = False, refracto
             yield ds.sample(i)
             bar.update(1)
 
-    logits, counts = evaluate_exact(dep, samples(), ds.duration, refractory=refractory)
+    logits, counts = evaluate_exact(dep, samples(), ds.duration, refractory=refractory, latency=latency)
     bar.close()
     logits_t, labels = torch.from_numpy(logits), torch.from_numpy(np.asarray(ds.labels))
     n, n_hidden = len(ds), sum(layer.neuron.size for layer in dep.model.layers)

@@ -222,3 +222,43 @@ def test_refractory_bounds_a_runaway_network():
     errs, counts = _source_limit_errors(pops, times, ch, logits, (20, 200))
     assert errs[200] < 2e-3 and errs[200] < errs[20] / 5, errs
     assert counts[200] == len(t), (counts, len(t))
+
+
+# --- recurrent latency: the dt -> 0 limit of spikes=source_delay (SpikeStep(1, k - 1, delay=k) at dt = L / k) ---
+
+@pytest.mark.parametrize("kind", ["lif", "adlif"])
+@pytest.mark.parametrize("refractory", [REFRACTORY, 0.0], ids=["source_delay", "delay_only"])
+def test_latency_is_the_limit_of_delayed_recurrent_spikes(kind, refractory):
+    """snnta's discrete kernel with recurrent spikes ``k`` bins late at ``dt = L / k`` (and, for
+    ``spikes=source_delay``, a refractory period of ``k - 1`` bins) converges to the evaluator with recurrent
+    latency ``L`` (and refractory time ``L``) as ``k`` grows; the latency changes the spikes (it is not the
+    instantaneous network)."""
+    latency = REFRACTORY
+    errs, count_errs, changed = {}, {}, 0
+    for seed in SEEDS:
+        pops = random_network(kind, seed, gain=2.0)
+        times, ch = random_events(seed)
+        logits, spikes = run_network_exact(pops, times, ch, DURATION, refractory=refractory, latency=latency)
+        if refractory:
+            _check_refractory_spikes(*spikes[0], refractory)
+        instantaneous = run_network_exact(pops, times, ch, DURATION, refractory=refractory)[1][0]
+        changed += not (np.array_equal(instantaneous[0], spikes[0][0])
+                        and np.array_equal(instantaneous[1], spikes[0][1]))
+        for k in (2, 20, 200):
+            step = SpikeStep(1, k - 1 if refractory else 0, delay=k)
+            lg, sp = fine_step(pops, times, ch, latency / k, step)
+            errs.setdefault(k, []).append(float(np.abs(lg - logits).max() / max(np.abs(logits).max(), 1e-9)))
+            count_errs.setdefault(k, []).append(abs(int(sp[0].sum()) - len(spikes[0][0])))
+    med = {k: float(np.median(v)) for k, v in errs.items()}
+    print(kind, refractory, "median relative logit error by k (dt = L/k):", med, "spike count differences:", count_errs)
+    assert changed >= 3, "the recurrent latency should change the spikes in most samples"
+    assert med[200] < 2e-3 and med[200] < med[20] / 5 < med[2] / 25, med
+    assert sorted(count_errs[200])[len(SEEDS) // 2] == 0, count_errs
+
+
+def test_latency_bad_values_one_line_errors():
+    pops = random_network("lif", 0)
+    times, ch = random_events(0)
+    for bad in (-1e-3, float("nan"), "2ms", True):
+        with pytest.raises(ConfigError, match="^latency: must be a finite number of seconds >= 0"):
+            run_network_exact(pops, times, ch, DURATION, latency=bad)

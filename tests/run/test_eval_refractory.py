@@ -1,4 +1,5 @@
-"""``snnta eval dt=exact refractory=...``: the argument (source, a duration, 0) and its one-line errors."""
+"""``snnta eval dt=exact refractory=... latency=...``: the arguments (source, a duration, 0) and their one-line
+errors."""
 
 import pytest
 
@@ -25,5 +26,23 @@ def test_refractory_values(value, want):
     ({"refractory": "soon"}, "refractory: 'soon' is not a duration"),
 ])
 def test_refractory_one_line_errors(over, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        eval_args(cfg(**over))
+
+
+@pytest.mark.parametrize("key", ["refractory", "latency"])
+@pytest.mark.parametrize("value,want", [(0, 0.0), ("source", "source"), ("2ms", 2e-3)])
+def test_exact_time_values_are_independent(key, value, want):
+    args = eval_args(cfg(**{key: value}))
+    other = "latency" if key == "refractory" else "refractory"
+    assert getattr(args, key) == want and getattr(args, other) == 0.0
+
+
+@pytest.mark.parametrize("over,fragment", [
+    ({"latency": "source", "dt": None}, "latency: a recurrent latency .*add dt=exact"),
+    ({"latency": "-1ms"}, "latency: '-1ms' must be positive"),
+    ({"latency": 4}, "latency: '4' has no unit"),
+])
+def test_latency_one_line_errors(over, fragment):
     with pytest.raises(ConfigError, match=fragment):
         eval_args(cfg(**over))
