@@ -37,8 +37,9 @@ How a trained network becomes this system (:func:`continuous_network`): each pop
 ``(A_bar, B_bar)`` at its ``dt`` is inverted with the ``expectation`` rule, ``A = log(A_bar)/dt``,
 ``B_imp = Psi(A, dt)^-1 B_bar dt`` (each event an impulse whose mean effect over a bin is ``B_bar``),
 which is the system that ``expectation`` adaptation re-discretizes for every ``dt_T``.  ``reading="impulse"``
-uses ``B_imp = B_bar`` instead (the limit of ``euler`` and ``impulse``).  Guard: a cell with two local
-maxima of ``u`` is not searched twice; with ``delta <= 1/||A||`` this needs ``n >= 3`` real modes
+uses ``B_imp = B_bar`` instead (the limit of ``impulse``; ``euler``'s limit has that ``B_imp`` and
+``A = (A_bar - I)/dt``, equal to ``log(A_bar)/dt`` only to first order in ``A_bar - I``).  Guard: a cell with
+two local maxima of ``u`` is not searched twice; with ``delta <= 1/||A||`` this needs ``n >= 3`` real modes
 (no registry neuron has them) and is documented in ``docs/nir.md``.
 """
 

@@ -101,3 +101,29 @@ def test_spike_step_source_delay_is_the_budget_and_the_source_latency():
         SpikeStep(delay=0)
     with pytest.raises(ConfigError, match="source_delay"):
         spike_step("sourcedelay", 0.5)
+
+
+@pytest.mark.parametrize("method,reading", [("impulse", "impulse"), ("expectation", "expectation")])
+def test_source_delay_converges_to_the_event_driven_network_with_latency(data, method, reading):
+    """``adapt_model(source, dt_S / k, method, spikes="source_delay")`` as ``k`` grows tends to the event-driven
+    evaluator with refractory time and recurrent latency ``dt_S`` and the method's input gain (``reading``):
+    the deployment's logits (median over samples of the largest logit error, relative) approach
+    ``evaluate_exact``'s, and the instantaneous evaluator (no latency) is not that limit."""
+    from snnta.core.exact import evaluate_exact
+
+    test, idx = data
+    source = _source("lif", recurrent=True)
+    samples = [test.sample(i) for i in idx]
+    exact, _ = evaluate_exact(source, samples, test.duration, reading, refractory=DT, latency=DT)
+    no_latency, _ = evaluate_exact(source, samples, test.duration, reading, refractory=DT)
+    scale = np.abs(exact).max()
+    errs = {}
+    for k in (2, 32, 512):
+        dep = adapt_model(source, DT / k, method, spikes="source_delay")
+        with torch.no_grad():
+            logits = dep(bin_batch(test, idx, DT / k).double()).numpy()
+        errs[k] = float(np.median(np.abs(logits - exact).max(1)) / scale)  # median over samples
+    gap = float(np.median(np.abs(no_latency - exact).max(1)) / scale)
+    print(method, "relative logit error by k (dt = dt_S/k):", errs, "no latency vs latency:", gap)
+    assert errs[512] < 1e-3 and errs[512] < errs[32] / 5 and errs[32] < errs[2] / 5, errs
+    assert errs[512] < gap / 50, (errs, gap)
