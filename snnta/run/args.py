@@ -165,6 +165,9 @@ class EvalArgs:
     #: dt=exact only: recurrent latency in seconds (0: none), or "source"; with refractory=source the limit of
     #: spikes=source_delay
     latency: float | str = 0.0
+    #: dt=exact only: the input gain of the continuous system, "expectation" (the limit of expectation) or
+    #: "impulse" (the limit of impulse)
+    reading: str = "expectation"
 
 
 def _exact_time(cfg: dict, exact: bool, key: str, what: str) -> float | str:
@@ -180,13 +183,24 @@ def _exact_time(cfg: dict, exact: bool, key: str, what: str) -> float | str:
     return parse_duration(value, key, allow_zero=True)
 
 
+def _exact_reading(cfg: dict, exact: bool) -> str:
+    """``reading=``: ``expectation`` (default) or ``impulse``; another value only with ``dt=exact``."""
+    from snnta.core.exact import READINGS
+
+    value = cfg.get("reading") or "expectation"
+    require(value in READINGS, f"reading: unknown reading {value!r} for dt=exact; choose one of: {', '.join(READINGS)}")
+    require(exact or value == "expectation", f"reading: the continuous system's input gain belongs to the "
+                                             f"event-driven evaluator; add dt=exact (got reading={value!r})")
+    return value
+
+
 def eval_args(cfg: dict) -> EvalArgs:
     dt = check_value(cfg.get("dt"), str | None, "dt")
     require(dt in (None, "exact"), f"dt: eval runs a checkpoint at its own bin width (dt=null) or in continuous "
                                    f"time (dt=exact), got {dt!r}; `snnta adapt tgt_dt=...` changes the bin width")
     return EvalArgs(check_value(cfg["checkpoint"], str, "checkpoint"), _batch_size(cfg), runtime_args(cfg),
                     _src_dt(cfg), dt == "exact", _exact_time(cfg, dt == "exact", "refractory", "refractory time"),
-                    _exact_time(cfg, dt == "exact", "latency", "recurrent latency"))
+                    _exact_time(cfg, dt == "exact", "latency", "recurrent latency"), _exact_reading(cfg, dt == "exact"))
 
 
 @dataclass(frozen=True)

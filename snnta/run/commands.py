@@ -311,7 +311,7 @@ def evaluate_checkpoint(cfg: dict, out: Path, overrides: list[str] = ()) -> dict
     refractory = source_bin if a.refractory == "source" else a.refractory
     latency = source_bin if a.latency == "source" else a.latency
     if a.exact:
-        result = evaluate_exact_dataset(dep, test_ds, a.runtime.progress, refractory, latency)
+        result = evaluate_exact_dataset(dep, test_ds, a.runtime.progress, refractory, latency, a.reading)
     else:
         result = evaluate(dep, test_ds, a.batch_size, a.runtime.progress, threads=a.runtime.threads)
     metrics = {"schema": SCHEMA, "kind": "eval", "dataset": name, "neuron": dep.model.cfg.neuron,
@@ -319,6 +319,7 @@ def evaluate_checkpoint(cfg: dict, out: Path, overrides: list[str] = ()) -> dict
                "src_dt": dep.src_dt, "rho": None if a.exact else dep.rho, "method": "exact" if a.exact else dep.method,
                "spikes": None if a.exact else dep.spikes, "checkpoint": str(ckpt), "checkpoint_sha256": sha,
                "refractory": refractory if a.exact else None, "latency": latency if a.exact else None,
+               "reading": a.reading if a.exact else None,
                "accuracy": result["accuracy"], "rate": result["rate_hz"], **test_fields(result), **provenance()}
     write_json(out / "metrics.json", metrics)
     where = "in continuous time (event-driven)" if a.exact else f"at dt={format_duration(dep.dt)}"
@@ -326,14 +327,16 @@ def evaluate_checkpoint(cfg: dict, out: Path, overrides: list[str] = ()) -> dict
         where += f", refractory {format_duration(refractory)}"
     if a.exact and latency > 0:
         where += f", recurrent latency {format_duration(latency)}"
+    if a.exact and a.reading != "expectation":
+        where += f", {a.reading} input gain"
     print(f"{ckpt}: test accuracy {result['accuracy']:.4f} {where}, rate {result['rate_hz']:.1f} Hz -> {out}")
     return metrics
 
 
 def evaluate_exact_dataset(dep: Deployment, ds, progress: bool = False, refractory: float = 0.0,
-                           latency: float = 0.0) -> dict:
+                           latency: float = 0.0, reading: str = "expectation") -> dict:
     """:func:`~snnta.core.exact.evaluate_exact` (absolute ``refractory`` time and recurrent ``latency`` in
-    seconds, 0: none) on every sample of ``ds``: accuracy, mean cross-entropy and
+    seconds, 0: none; the input gain ``reading``) on every sample of ``ds``: accuracy, mean cross-entropy and
     ``rate_hz = spikes / (samples * hidden neurons * duration)``, the fields :func:`evaluate` returns
     (``n_bins`` is ``None``: there are no bins)."""
     import numpy as np
@@ -351,7 +354,7 @@ def evaluate_exact_dataset(dep: Deployment, ds, progress: bool = False, refracto
             yield ds.sample(i)
             bar.update(1)
 
-    logits, counts = evaluate_exact(dep, samples(), ds.duration, refractory=refractory, latency=latency)
+    logits, counts = evaluate_exact(dep, samples(), ds.duration, reading, refractory=refractory, latency=latency)
     bar.close()
     logits_t, labels = torch.from_numpy(logits), torch.from_numpy(np.asarray(ds.labels))
     n, n_hidden = len(ds), sum(layer.neuron.size for layer in dep.model.layers)

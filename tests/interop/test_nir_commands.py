@@ -107,16 +107,17 @@ def test_eval_exact_is_the_event_driven_evaluator(trained):
 
 
 def test_eval_exact_with_latency_is_the_source_delay_limit(trained):
-    """``refractory=source latency=source``: the evaluator called with both times at the training bin (the
-    dt -> 0 limit of ``spikes=source_delay``), recorded in the metrics."""
+    """``refractory=source latency=source reading=impulse``: the evaluator called with both times at the training
+    bin and the impulse input gain (the dt -> 0 limit of ``impulse`` + ``spikes=source_delay``), recorded in the
+    metrics."""
     m = commands.evaluate_checkpoint(eval_cfg(trained, trained / "train", dt="exact", refractory="source",
-                                              latency="source"), trained / "xl")
-    assert m["refractory"] == m["latency"] == pytest.approx(4e-3)
+                                              latency="source", reading="impulse"), trained / "xl")
+    assert m["refractory"] == m["latency"] == pytest.approx(4e-3) and m["reading"] == "impulse"
     from snnta.run.checkpoint import load_checkpoint
 
     dep, _ = load_checkpoint(trained / "train" / "checkpoint.pt")
     _, test = load_dataset("randman", **{k: v for k, v in TRAIN["dataset"].items() if k != "name"})
-    logits, counts = evaluate_exact(dep, (test.sample(i) for i in range(len(test))), test.duration,
+    logits, counts = evaluate_exact(dep, (test.sample(i) for i in range(len(test))), test.duration, "impulse",
                                     refractory=4e-3, latency=4e-3)
     assert m["accuracy"] == pytest.approx(float(np.mean(logits.argmax(1) == test.labels)))
     assert m["rate"] == pytest.approx(counts.sum() / (len(test) * 8 * test.duration))

@@ -46,3 +46,17 @@ def test_exact_time_values_are_independent(key, value, want):
 def test_latency_one_line_errors(over, fragment):
     with pytest.raises(ConfigError, match=fragment):
         eval_args(cfg(**over))
+
+
+@pytest.mark.parametrize("value,want", [(None, "expectation"), ("expectation", "expectation"), ("impulse", "impulse")])
+def test_reading_values(value, want):
+    assert eval_args(cfg(reading=value)).reading == want
+
+
+@pytest.mark.parametrize("over,fragment", [
+    ({"reading": "level"}, "reading: unknown reading 'level' for dt=exact; choose one of: expectation, impulse"),
+    ({"reading": "impulse", "dt": None}, "reading: .*add dt=exact"),
+])
+def test_reading_one_line_errors(over, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        eval_args(cfg(**over))
