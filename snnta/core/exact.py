@@ -29,8 +29,8 @@ neuron spikes at most once per instant, a spike cascade at one instant has at mo
 inter-spike intervals are ``>= r``.  A recurrent latency ``L > 0`` (``latency=``; 0, the default, is the
 rule above) delays each spike's recurrent jumps to ``t_s + L`` (another breakpoint; the reset stays at ``t_s``);
 ``r = L = dt_S`` is the limit of ``spikes=source_delay`` from a source at ``dt_S`` (one spike per ``k`` bins
-and recurrent spikes ``k`` bins late at ``dt = dt_S / k``, as ``k -> inf``).  A non-spiking readout integrates ``u`` exactly
-(``int_0^h exp(A s) x ds``); logits are its time average over ``[0, duration]``, the limit of the
+and recurrent spikes ``k`` bins late at ``dt = dt_S / k``, as ``k -> inf``).  A non-spiking readout integrates
+``u`` exactly (``int_0^h exp(A s) x ds``); logits are its time average over ``[0, duration]``, the limit of the
 discrete mean over bins.
 
 How a trained network becomes this system (:func:`continuous_network`): each population's per-step
@@ -335,7 +335,8 @@ def _breakpoint_round(pop: ContinuousPopulation, x: np.ndarray, t: float, free_a
     or join ``arrivals`` at ``t + latency``.  Repeated until no free neuron is above threshold (with ``r > 0``
     at most ``H`` rounds: each neuron spikes at most once)."""
     t_free, t_arrive = t + r, t + latency
-    for _ in range(MAX_ROUNDS + pop.size):
+    rounds = MAX_ROUNDS + pop.size
+    for _ in range(rounds):
         s = (x[:, 0] >= pop.threshold) & (free_at <= t)
         if not s.any():
             return x
@@ -352,7 +353,7 @@ def _breakpoint_round(pop: ContinuousPopulation, x: np.ndarray, t: float, free_a
                     arrivals.append((t_arrive, idx))
             else:
                 x = x + pop.B * pop.w_rec[:, idx].sum(1)[:, None]
-    raise AdaptationError(f"exact: more than {MAX_ROUNDS} spike rounds at t={t:.6g} s (a neuron whose reset "
+    raise AdaptationError(f"exact: more than {rounds} spike rounds at t={t:.6g} s (a neuron whose reset "
                           "does not bring it below threshold)")
 
 

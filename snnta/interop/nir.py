@@ -32,8 +32,8 @@ spike arrives one step later, as in every discrete simulator.  A deployment whos
 (``neuron -> w_rec -> delay -> neuron``), and reading such a graph at ``dt'`` gives ``d' = 1 + delay / dt'``
 (a whole number, or a one-line error).  The graph's metadata records the whole spike step; read back at the
 bin width it was written at, a snnta graph gets that step again (an adapted deployment's spike budget
-belongs to its bin), at any other bin width the trained step, one spike per bin.  snnta's logits are the time average of
-the readout's potential (not part of the graph).
+belongs to its bin), at any other bin width the trained step, one spike per bin.  snnta's logits are the time
+average of the readout's potential (not part of the graph).
 """
 
 from __future__ import annotations

@@ -188,7 +188,8 @@ def _exact_reading(cfg: dict, exact: bool) -> str:
     from snnta.core.exact import READINGS
 
     value = cfg.get("reading") or "expectation"
-    require(value in READINGS, f"reading: unknown reading {value!r} for dt=exact; choose one of: {', '.join(READINGS)}")
+    require(value in READINGS,
+            f"reading: unknown reading {value!r} for dt=exact; choose one of: {', '.join(READINGS)}")
     require(exact or value == "expectation", f"reading: the continuous system's input gain belongs to the "
                                              f"event-driven evaluator; add dt=exact (got reading={value!r})")
     return value
@@ -198,9 +199,10 @@ def eval_args(cfg: dict) -> EvalArgs:
     dt = check_value(cfg.get("dt"), str | None, "dt")
     require(dt in (None, "exact"), f"dt: eval runs a checkpoint at its own bin width (dt=null) or in continuous "
                                    f"time (dt=exact), got {dt!r}; `snnta adapt tgt_dt=...` changes the bin width")
+    exact = dt == "exact"
     return EvalArgs(check_value(cfg["checkpoint"], str, "checkpoint"), _batch_size(cfg), runtime_args(cfg),
-                    _src_dt(cfg), dt == "exact", _exact_time(cfg, dt == "exact", "refractory", "refractory time"),
-                    _exact_time(cfg, dt == "exact", "latency", "recurrent latency"), _exact_reading(cfg, dt == "exact"))
+                    _src_dt(cfg), exact, _exact_time(cfg, exact, "refractory", "refractory time"),
+                    _exact_time(cfg, exact, "latency", "recurrent latency"), _exact_reading(cfg, exact))
 
 
 @dataclass(frozen=True)
