@@ -106,9 +106,8 @@ class _Stepper:
 
     def __init__(self, pop: ContinuousPopulation):
         self.A, self.n = pop.A, pop.A.shape[-1]
-        norm = float(np.abs(pop.A).sum(axis=-2).max()) if pop.A.size else 0.0  # ||A||_1, max over neurons
-        self.norm = norm
-        self.delta = 1.0 / norm if norm > 0 else math.inf
+        self.norm = float(np.abs(pop.A).sum(axis=-2).max()) if pop.A.size else 0.0  # ||A||_1, max over neurons
+        self.delta = 1.0 / self.norm if self.norm > 0 else math.inf
         self.scalar = self.n == 1
         self.a = pop.A[:, 0, 0] if self.scalar else None
         self.fact = np.array([math.factorial(k) for k in range(TAYLOR_TERMS + 1)], dtype=np.float64)
@@ -237,15 +236,15 @@ class _Stepper:
         return (c.T * D).sum(0) if c.ndim == 2 else np.tensordot(c, D, axes=(0, 0))
 
 
-def check_refractory(refractory, name: str = "refractory") -> float:
-    """``refractory`` (or another time called ``name``) in seconds: a finite number ``>= 0`` (one-line
+def check_seconds(value, name: str) -> float:
+    """A time ``name`` (refractory time, latency) in seconds: a finite number ``>= 0`` (one-line
     :class:`ConfigError` otherwise)."""
     try:
-        r = float(refractory)
+        r = float(value)
     except (TypeError, ValueError):
         r = math.nan
-    if isinstance(refractory, bool) or not (math.isfinite(r) and r >= 0):
-        raise ConfigError(f"{name}: must be a finite number of seconds >= 0 (0: none), got {refractory!r}")
+    if isinstance(value, bool) or not (math.isfinite(r) and r >= 0):
+        raise ConfigError(f"{name}: must be a finite number of seconds >= 0 (0: none), got {value!r}")
     return r
 
 
@@ -259,8 +258,8 @@ def run_population_exact(pop: ContinuousPopulation, times: np.ndarray, channels:
     ``latency = L > 0``: a spike at ``t_s`` reaches the population's recurrent inputs at ``t_s + L`` (its own
     reset is immediate); with ``r = L`` the dt -> 0 limit of ``spikes=source_delay``.
     """
-    refractory = check_refractory(refractory)
-    latency = check_refractory(latency, "latency")
+    refractory = check_seconds(refractory, "refractory")
+    latency = check_seconds(latency, "latency")
     if (refractory > 0 or (latency > 0 and pop.w_rec is not None)) and pop.spiking:
         return _run_breakpoints(pop, times, channels, duration, weights, refractory, latency)
     H = pop.size
@@ -419,8 +418,8 @@ def evaluate_exact(dep, samples, duration: float, reading: str = "expectation", 
     ``refractory``: absolute refractory time in seconds (0: none; ``dep.src_dt or dep.dt`` is the limit of
     ``spikes=source``); ``latency``: recurrent latency in seconds (0: none; with ``refractory`` both
     ``dep.src_dt or dep.dt``, the limit of ``spikes=source_delay``)."""
-    refractory = check_refractory(refractory)
-    latency = check_refractory(latency, "latency")
+    refractory = check_seconds(refractory, "refractory")
+    latency = check_seconds(latency, "latency")
     pops = continuous_network(dep, reading)
     logits, counts = [], []
     for times, channels in samples:
