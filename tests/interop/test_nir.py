@@ -97,9 +97,8 @@ def test_recurrent_delay_is_time_and_scales_with_the_bin():
     cut = to_nir(adapted)
     for i in range(2):
         del cut.nodes[f"layer{i}.delay"]
-    cut.edges = [e for e in cut.edges if not e[1].endswith(".delay")] + [(f"layer{i}.w_rec", f"layer{i}")
-                                                                         for i in range(2)]
-    cut.edges = [e for e in cut.edges if not e[0].endswith(".delay")]
+    cut.edges = ([e for e in cut.edges if not any(node.endswith(".delay") for node in e)]
+                 + [(f"layer{i}.w_rec", f"layer{i}") for i in range(2)])
     undelayed = from_nir(cut)
     assert undelayed.spike_step.delay == 1
     x = counts(T=200)
