@@ -111,6 +111,7 @@ class _Stepper:
         self.scalar = self.n == 1
         self.a = pop.A[:, 0, 0] if self.scalar else None
         self.fact = np.array([math.factorial(k) for k in range(TAYLOR_TERMS + 1)], dtype=np.float64)
+        self.k = np.arange(TAYLOR_TERMS + 1, dtype=np.float64)
         if not self.scalar:  # A^k for k < K, once: each crossing search needs A^k x
             apow = np.empty((TAYLOR_TERMS, *self.A.shape))
             apow[0] = np.eye(self.n)
@@ -141,16 +142,20 @@ class _Stepper:
         """``exp(A s) x`` from the powers ``P`` (``s`` scalar or ``[H]``; ``|A s| <= 1``)."""
         s = np.asarray(s, dtype=np.float64)
         K = P.shape[0]
-        c = (s[..., None] ** np.arange(K)) / self.fact[:K]  # [..., K]
-        if c.ndim == 1:
-            return np.tensordot(c, P, axes=(0, 0))
+        if s.ndim == 0:  # one small matrix product: [K] @ [K, H * n]
+            return (self._coef(float(s), K) @ P.reshape(K, -1)).reshape(P.shape[1:])
+        c = (s[..., None] ** self.k[:K]) / self.fact[:K]  # [H, K]
         return np.einsum("hk,khi->hi", c, P)
 
     def integral(self, P: np.ndarray, s: float) -> np.ndarray:
         """``int_0^s exp(A r) x dr`` from the powers ``P``."""
         K = P.shape[0]
-        c = s ** np.arange(1, K + 1) / self.fact[1:K + 1]
-        return np.tensordot(c, P, axes=(0, 0))
+        c = s ** self.k[1:K + 1] / self.fact[1:K + 1]
+        return (c @ P.reshape(K, -1)).reshape(P.shape[1:])
+
+    def _coef(self, s: float, K: int) -> np.ndarray:
+        """``[s^k / k!]`` for ``k < K``."""
+        return s ** self.k[:K] / self.fact[:K]
 
     def advance(self, x: np.ndarray, h: float, readout: np.ndarray | None = None) -> np.ndarray:
         """``exp(A h) x`` (exact); adds ``int_0^h u`` to ``readout`` when given."""
@@ -192,16 +197,16 @@ class _Stepper:
         while done < h:
             s = min(h - done, self.delta)
             P = self.powers(x, self.terms(s))
-            D = np.einsum("khi->kh", P[..., :1])  # u^(k)(0) = e0^T A^k x, [K, H]
-            u_end = self.at(P, s)[:, 0]
+            D = P[:, :, 0]  # u^(k)(0) = e0^T A^k x, [K, H]
+            u_end = self._poly(D, s)
             hit = u_end >= theta
             # a local maximum inside the cell: u'(0) > 0 > u'(s)
             du0 = D[1]
             du_end = self._poly(D[1:], s)
             peak = ~hit & (du0 > 0) & (du_end < 0)
-            lo = np.zeros_like(theta)
-            hi = np.full_like(theta, s)
+            hi = None  # the bracket's upper end per neuron: s, or the peak's time
             if peak.any():
+                hi = np.full_like(theta, s)
                 idx = np.flatnonzero(peak)
                 a, b = np.zeros(len(idx)), np.full(len(idx), s)
                 for _ in range(80):  # root of u' (it falls from + to -)
@@ -214,7 +219,7 @@ class _Stepper:
                 hi[idx[over]] = b[over]
             if hit.any():
                 idx = np.flatnonzero(hit)
-                a, b = lo[idx], hi[idx]
+                a, b = np.zeros(len(idx)), (np.full(len(idx), s) if hi is None else hi[idx])
                 for _ in range(200):  # bisection: u(a) < theta <= u(b)
                     m = 0.5 * (a + b)
                     if not np.any((m > a) & (m < b)):
@@ -229,11 +234,13 @@ class _Stepper:
         return None, x
 
     def _poly(self, D: np.ndarray, s) -> np.ndarray:
-        """``sum_k D[k] s^k / k!`` (a Taylor series in ``s``), per neuron."""
+        """``sum_k D[k] s^k / k!`` (a Taylor series in ``s``), per neuron (``s`` scalar or one per neuron)."""
         K = D.shape[0]
         s = np.asarray(s, dtype=np.float64)
-        c = (s[..., None] ** np.arange(K)) / self.fact[:K]
-        return (c.T * D).sum(0) if c.ndim == 2 else np.tensordot(c, D, axes=(0, 0))
+        if s.ndim == 0:
+            return self._coef(float(s), K) @ D
+        c = (s[..., None] ** self.k[:K]) / self.fact[:K]  # [H, K]
+        return np.einsum("hk,kh->h", c, D)
 
 
 def check_seconds(value, name: str) -> float:
