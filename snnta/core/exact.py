@@ -287,7 +287,7 @@ def run_population_exact(pop: ContinuousPopulation, times: np.ndarray, channels:
                     x = x_s
                     break
                 t, x = t + s, x_s
-                x = _spike_rounds(pop, x, t, out_t, out_i)
+                x = _breakpoint_round(pop, x, t, out_t=out_t, out_i=out_i)
         else:
             x = step.advance(x, t_next - t, readout)
         t = t_next
@@ -295,7 +295,7 @@ def run_population_exact(pop: ContinuousPopulation, times: np.ndarray, channels:
             break
         x, k = _apply_events(pop, x, times, channels, w, k)
         if pop.spiking:
-            x = _spike_rounds(pop, x, t, out_t, out_i)
+            x = _breakpoint_round(pop, x, t, out_t=out_t, out_i=out_i)
     if pop.spiking:
         return np.asarray(out_t, np.float64), np.asarray(out_i, np.int64)
     return readout
@@ -356,22 +356,27 @@ def _run_breakpoints(pop: ContinuousPopulation, times, channels, duration: float
     return np.asarray(out_t, np.float64), np.asarray(out_i, np.int64)
 
 
-def _breakpoint_round(pop: ContinuousPopulation, x: np.ndarray, t: float, free_at: np.ndarray, r: float,
-                      latency: float, arrivals: list, out_t: list, out_i: list) -> np.ndarray:
-    """At instant ``t``: every free neuron (``t >= free_at``) at or above threshold spikes, becomes refractory
-    until ``t + r`` (``free_at`` updated in place) and resets; its recurrent jumps apply now (``latency = 0``)
-    or join ``arrivals`` at ``t + latency``.  Repeated until no free neuron is above threshold (with ``r > 0``
-    at most ``H`` rounds: each neuron spikes at most once)."""
+def _breakpoint_round(pop: ContinuousPopulation, x: np.ndarray, t: float, free_at: np.ndarray | None = None,
+                      r: float = 0.0, latency: float = 0.0, arrivals: list | None = None,
+                      out_t: list | None = None, out_i: list | None = None) -> np.ndarray:
+    """At instant ``t``: every free neuron (``t >= free_at``; ``free_at=None``: all) at or above threshold spikes,
+    becomes refractory until ``t + r`` (``free_at`` updated in place) and resets; its recurrent jumps apply now
+    (``latency = 0``) or join ``arrivals`` at ``t + latency``.  Repeated until no free neuron is above threshold
+    (with ``r > 0`` at most ``H`` rounds: each neuron spikes at most once; without ``free_at``, the instantaneous
+    rule, a cascade that does not end is a recurrent runaway)."""
     t_free, t_arrive = t + r, t + latency
-    rounds = MAX_ROUNDS + pop.size
+    rounds = MAX_ROUNDS + (0 if free_at is None else pop.size)
     for _ in range(rounds):
-        s = (x[:, 0] >= pop.threshold) & (free_at <= t)
+        s = x[:, 0] >= pop.threshold
+        if free_at is not None:
+            s &= free_at <= t
         if not s.any():
             return x
         idx = np.flatnonzero(s)
         out_t.extend([t] * len(idx))
         out_i.extend(idx.tolist())
-        free_at[idx] = t_free
+        if free_at is not None:
+            free_at[idx] = t_free
         x = x + pop.reset * s[:, None]
         if pop.w_rec is not None:
             if latency > 0:
@@ -381,24 +386,8 @@ def _breakpoint_round(pop: ContinuousPopulation, x: np.ndarray, t: float, free_a
                     arrivals.append((t_arrive, idx))
             else:
                 x = x + pop.B * pop.w_rec[:, idx].sum(1)[:, None]
-    raise AdaptationError(f"exact: more than {rounds} spike rounds at t={t:.6g} s (a neuron whose reset "
-                          "does not bring it below threshold)")
-
-
-def _spike_rounds(pop: ContinuousPopulation, x: np.ndarray, t: float, out_t: list, out_i: list) -> np.ndarray:
-    """At instant ``t``: every neuron at or above threshold spikes once, reset and recurrent jumps apply;
-    repeated until none is above threshold."""
-    for _ in range(MAX_ROUNDS):
-        s = x[:, 0] >= pop.threshold
-        if not s.any():
-            return x
-        idx = np.flatnonzero(s)
-        out_t.extend([t] * len(idx))
-        out_i.extend(idx.tolist())
-        x = x + pop.reset * s[:, None]
-        if pop.w_rec is not None:
-            x = x + pop.B * pop.w_rec[:, idx].sum(1)[:, None]
-    raise AdaptationError(f"exact: more than {MAX_ROUNDS} spike rounds at t={t:.6g} s (recurrent runaway)")
+    why = "recurrent runaway" if free_at is None else "a neuron whose reset does not bring it below threshold"
+    raise AdaptationError(f"exact: more than {rounds} spike rounds at t={t:.6g} s ({why})")
 
 
 def run_network_exact(pops: list[ContinuousPopulation], times: np.ndarray, channels: np.ndarray,
