@@ -92,21 +92,28 @@ def _plain(cfg) -> dict:
 
 # --------------------------------------------------------------------------- precheck with compose
 
-def _split_sweep(value: str) -> list[str] | None:
-    """Values of a swept override; ``None`` for sweep functions (``range(..)``, ``glob(..)``)."""
-    if "(" in value or value.startswith("[") or value.startswith("'") or value.startswith('"'):
+def _sweep_values(override: str) -> list[str] | None:
+    """The values of a swept override (``key=a,b`` or ``key=choice(a,b)``) as override strings, read with
+    Hydra's own parser, so commas inside a list or dict value (``model.hidden=[256,256]``,
+    ``dataset.words={en:[stop,go]}``) do not split it; ``None`` for one value, for the other sweep functions
+    (``range(..)``, ``glob(..)``, which Hydra expands itself) and for what does not parse (composing reports it)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import ChoiceSweep
+
+    try:
+        parsed = OverridesParser.create().parse_override(override)
+    except Exception:  # noqa: BLE001 - reported by compose with Hydra's message
         return None
-    return [v.strip() for v in value.split(",")]
+    if not (parsed.is_sweep_override() and isinstance(parsed.value(), ChoiceSweep)):
+        return None
+    values = [f"{parsed.get_key_element()}={v}" for v in parsed.sweep_string_iterator()]
+    return values if len(values) > 1 else None
 
 
 def _variants(overrides: list[str]) -> list[list[str]]:
     """Override lists to validate: every value of every swept key at least once."""
     items = [o for o in overrides if not o.startswith("-") and not o.lstrip("+~").startswith("hydra")]
-    choices = []
-    for o in items:
-        key, sep, value = o.partition("=")
-        vals = _split_sweep(value) if sep else None
-        choices.append([f"{key}={v}" for v in vals] if vals and len(vals) > 1 else [o])
+    choices = [_sweep_values(o) or [o] for o in items]
     base = [c[0] for c in choices]
     variants = [base]
     for i, c in enumerate(choices):
@@ -156,8 +163,7 @@ def precheck(command: str, overrides: list[str]) -> dict:
     if not any(o in ("-m", "--multirun") for o in overrides):
         for o in overrides:
             key, sep, value = o.partition("=")
-            vals = _split_sweep(value) if sep and not key.lstrip("+~").startswith("hydra") else None
-            if vals and len(vals) > 1:
+            if sep and not key.lstrip("+~").startswith("hydra") and _sweep_values(o):
                 raise ConfigError(f"{key}: {value!r} lists several values; add -m to run one job per value, "
                                   f"or quote the value to keep its commas: '{key}=\"{value}\"'")
     sweep_dir, checks = None, []

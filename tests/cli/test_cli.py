@@ -97,6 +97,31 @@ def test_bad_input_one_line_no_traceback(tmp_path, args, fragment):
     assert "Traceback" not in proc.stderr and proc.stderr.strip().count("\n") == 0
 
 
+@pytest.mark.parametrize("override,values", [
+    ("tgt_dt=1ms,2ms", ["tgt_dt=1ms", "tgt_dt=2ms"]),
+    ("seed=choice(0,1)", ["seed=0", "seed=1"]),
+    ("model.hidden=[256,256]", None),  # one list value
+    ("dataset.words={en:[stop,go]}", None),  # one dict value
+    ("model.hidden=[256],[512,512]", ["model.hidden=[256]", "model.hidden=[512,512]"]),
+    ("+dataset.words={en:[stop]},{de:[ja,nein]}", ["+dataset.words={en:[stop]}", "+dataset.words={de:[ja,nein]}"]),
+    ("method=glob(*,exclude=[zoh,custom])", None),  # expanded by Hydra itself
+    ("seed=range(0,3)", None),
+    ("title='runs of today, again'", None),
+])
+def test_sweep_values_split_only_the_sweeps_commas(override, values):
+    """The multirun precheck validates each swept value; commas inside a list or dict value are not a sweep."""
+    from snnta.cli import _sweep_values
+
+    assert _sweep_values(override) == values
+
+
+def test_a_dict_value_with_commas_is_one_value_without_multirun(tmp_path):
+    proc = snnta("train", "dataset=mswc", "dataset.words={en:[stop,go]}", f"paths.data={tmp_path}", cwd=tmp_path,
+                 check=False)
+    assert proc.returncode == 2 and "lists several values" not in proc.stderr
+    assert "dataset mswc: missing en_splits.csv" in proc.stderr  # got as far as reading the data
+
+
 def test_adapt_without_any_training_run(tmp_path):
     proc = snnta("adapt", cwd=tmp_path, check=False)
     assert proc.returncode == 2 and "no trained checkpoint under runs/train" in proc.stderr
