@@ -22,8 +22,9 @@ from snnta.run.train import TrainConfig
 from snnta.util.checks import build, check_options, check_value, require
 
 #: keys that do not change a run's results (ignored when a rerun is matched with its run folder):
-#: where it runs and how it reports, not what it computes
-NON_RESULT_KEYS = ("progress", "paths", "run_name", "threads", "device")
+#: where it runs and how it reports, not what it computes; ``batch_size`` is adapt's and eval's evaluation batch
+#: (training's is ``train.batch_size``, a result key); that it leaves the metrics alone is tested
+NON_RESULT_KEYS = ("progress", "paths", "run_name", "threads", "device", "batch_size")
 
 
 @dataclass(frozen=True)

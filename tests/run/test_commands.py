@@ -71,6 +71,17 @@ def test_adapt_metrics_do_not_depend_on_the_evaluation_batch(trained, tmp_path, 
     assert runs[0]["test_rate_hz"] > 0  # the hidden layer fires: the rates compared are not all zero
 
 
+def test_a_finished_adaptation_rerun_with_another_batch_is_the_same_run(trained, tmp_path, capsys):
+    """``batch_size`` is not a result key (the test above): a sweep rerun with a smaller evaluation batch finds
+    its finished runs complete instead of refusing their folders; a result key still clashes."""
+    root, _ = trained
+    first = commands.adapt(adapt_cfg(root, batch_size=64), tmp_path / "a")
+    again = commands.adapt(adapt_cfg(root, batch_size=7), tmp_path / "a")
+    assert again == first and "is complete" in capsys.readouterr().out
+    with pytest.raises(ConfigError, match="another config"):
+        commands.adapt(adapt_cfg(root, batch_size=7, spikes="source"), tmp_path / "a")
+
+
 def test_adapt_command_refuses_impossible_bin_before_writing(trained, tmp_path):
     root, _ = trained
     with pytest.raises(ConfigError, match="tgt_dt=80ms leaves fewer than 2 bins"):
