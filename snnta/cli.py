@@ -11,6 +11,7 @@ stderr with exit status 2; Ctrl-C and SIGTERM exit with status 130, saying how t
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 import warnings
@@ -218,6 +219,39 @@ def _hydra_entry(command: str, keep: str, resume_hint: str):
     return hydra.main(config_path=str(config_dir()), config_name=command, version_base="1.3")(task)
 
 
+class _WorkerKilled(BaseException):
+    """A sweep worker killed by the system; a BaseException so that Hydra's error report (which catches
+    Exception and adds a traceback hint) lets it through to :func:`main`, which prints it as one line."""
+
+
+def _guard_joblib_workers() -> None:
+    """One line instead of joblib's traceback when the system kills a sweep's worker process (SIGKILL, almost
+    always for memory): Hydra then stops the whole sweep, the runs that finished are kept, and rerunning the
+    command resumes it.  Wraps the joblib launcher's ``_core.launch`` (looked up per call by the plugin)."""
+    try:
+        from hydra_plugins.hydra_joblib_launcher import _core
+        from joblib.externals.loky.process_executor import TerminatedWorkerError
+    except ImportError:  # the launcher is not installed: nothing to guard
+        return
+    launch = getattr(_core.launch, "__wrapped__", _core.launch)
+
+    def guarded(*args, **kwargs):
+        try:
+            return launch(*args, **kwargs)
+        except TerminatedWorkerError as e:
+            codes = re.search(r"exit codes of the workers are (\{[^}]*\})", str(e))
+            raise _WorkerKilled(f" (exit codes {codes.group(1)})" if codes else "") from None
+
+    guarded.__wrapped__ = launch
+    _core.launch = guarded
+
+
+def _worker_killed_message(command: str, codes: str) -> str:
+    return (f"the system killed a sweep worker{codes}, most likely for memory, and the sweep stopped; finished "
+            "runs are kept: run the same command again to resume, with fewer jobs at once (hydra.launcher.n_jobs=1)"
+            + (" or a smaller batch_size=" if command in ("adapt", "eval") else ""))
+
+
 def _on_sigterm(signum, frame):
     raise KeyboardInterrupt
 
@@ -260,11 +294,15 @@ def main(argv: list[str] | None = None) -> int:
         overrides = overrides + ["--resolve"]  # show the values a run would use
     hint = f"; run `snnta {' '.join(argv)}` again to resume" if command == "train" else ""
     entry = _hydra_entry(command, keep, hint)
+    if multirun:
+        _guard_joblib_workers()
     saved = sys.argv
     sys.argv = [f"snnta-{command}"] + overrides
     old_term = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         entry()
+    except _WorkerKilled as e:
+        _fail(command, _worker_killed_message(command, str(e)), status=1)
     except ValueError as e:  # Hydra's own command-line checks (e.g. --cfg together with -m)
         _fail(command, str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
     finally:

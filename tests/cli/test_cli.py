@@ -132,3 +132,31 @@ def test_corrupt_checkpoint_named(tmp_path):
     bad.write_bytes(b"not a checkpoint")
     proc = snnta("adapt", f"checkpoint={bad}", cwd=tmp_path, check=False)
     assert proc.returncode == 2 and f"checkpoint {bad} is unreadable" in proc.stderr
+
+
+def test_a_killed_sweep_worker_is_one_line_naming_memory_and_resume(monkeypatch, capsys, tmp_path):
+    """joblib raises TerminatedWorkerError in the sweep's parent when the system kills a worker (SIGKILL, e.g. for
+    memory); snnta ends with one line that says how to resume, not Hydra's traceback."""
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    from hydra_plugins.hydra_joblib_launcher import _core
+    from joblib.externals.loky.process_executor import TerminatedWorkerError
+
+    from snnta import cli
+
+    def killed(**kwargs):
+        raise TerminatedWorkerError("A worker process managed by the executor was unexpectedly terminated.\n\n"
+                                    "The exit codes of the workers are {SIGKILL(-9)}")
+
+    monkeypatch.setattr(_core, "launch", killed)
+    cli._guard_joblib_workers()
+    cli._guard_joblib_workers()  # a second guard wraps the original, not the guard
+    assert _core.launch.__wrapped__ is killed
+    monkeypatch.setattr(cli, "_guard_joblib_workers", lambda: None)  # keep the patched launch for main()
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        cli.main(["train", "-m", "dataset=randman", "seed=0,1", "hydra/launcher=joblib", f"paths.runs={tmp_path}"])
+    err = capsys.readouterr().err
+    assert e.value.code == 1 and err.count("\n") == 1, err
+    assert err.startswith("snnta train: error: the system killed a sweep worker (exit codes {SIGKILL(-9)})"), err
+    assert "run the same command again to resume" in err and "n_jobs=1" in err
+    assert "batch_size" in cli._worker_killed_message("adapt", "") and "batch_size" not in err
