@@ -14,6 +14,7 @@ import os
 import re
 import signal
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -299,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     saved = sys.argv
     sys.argv = [f"snnta-{command}"] + overrides
     old_term = signal.signal(signal.SIGTERM, _on_sigterm)
+    started = time.time() - 1.0  # a metrics.json written by this sweep is newer (filesystem mtime granularity)
     try:
         entry()
     except _WorkerKilled as e:
@@ -309,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.argv = saved
         signal.signal(signal.SIGTERM, old_term)
     if sweep_dir is not None and sweep_dir.is_dir():
-        sweep_summary(command, sweep_dir)
+        sweep_summary(command, sweep_dir, since=started)
     return 0
 
 

@@ -41,18 +41,24 @@ def check_launcher(overrides: list[str], launchers: dict[str, str]) -> None:
                               "set paths.runs= or run_name=")
 
 
-def sweep_summary(command: str, sweep_dir: Path) -> None:
-    """Print how many runs the sweep folder holds and how many failed, the folder, and the checkpoints used.
-    Runs may sit at any depth (a ``hydra.sweep.subdir`` such as ``<source>/<method>_<bin>`` nests them)."""
-    rows = []
+def sweep_summary(command: str, sweep_dir: Path, since: float | None = None) -> None:
+    """Print how many runs the sweep wrote and how many of them failed, the folder, and the checkpoints used;
+    with ``since`` (the sweep's start, ``time.time()``), runs whose ``metrics.json`` is older (finished before,
+    skipped now) are counted apart as the folder's earlier runs.  Runs may sit at any depth (a
+    ``hydra.sweep.subdir`` such as ``<source>/<method>_<bin>`` nests them)."""
+    rows, earlier = [], []
     for p in sorted(sweep_dir.rglob("metrics.json")):
         try:
-            rows.append(json.loads(p.read_text()))
+            row, mtime = json.loads(p.read_text()), p.stat().st_mtime
         except (OSError, json.JSONDecodeError):
             continue
+        (earlier if since is not None and mtime < since else rows).append(row)
     failed = sum(r.get("status") == "failed" for r in rows)
-    ckpts = sorted({f"{r['checkpoint']} (sha256 {r.get('checkpoint_sha256', '?')[:12]})" for r in rows
+    ckpts = sorted({f"{r['checkpoint']} (sha256 {r.get('checkpoint_sha256', '?')[:12]})" for r in rows + earlier
                     if r.get("checkpoint")})
     print(f"snnta {command}: sweep done: {len(rows)} run(s), {failed} failed -> {sweep_dir}")
+    if earlier:
+        print(f"snnta {command}: the folder also holds {len(earlier)} earlier run(s) "
+              f"({sum(r.get('status') == 'failed' for r in earlier)} failed), complete before this sweep")
     for c in ckpts:
         print(f"snnta {command}: checkpoint {c}")

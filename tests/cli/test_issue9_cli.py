@@ -59,6 +59,13 @@ def test_sweep_summary_counts_nested_run_folders(trained):
                  "hydra.sweep.subdir=src/${method.name}_${tgt_dt}", cwd=trained)
     assert len(list((trained / "runs/adapt/nest/src").glob("*/metrics.json"))) == 2
     assert "snnta adapt: sweep done: 2 run(s), 0 failed -> runs/adapt/nest\n" in proc.stdout, proc.stdout[-500:]
+    assert "earlier" not in proc.stdout
+    # the same sweep with one more method: the two finished runs are skipped and counted apart
+    again = snnta("adapt", "-m", "method=none,euler,tau", "tgt_dt=2ms", "progress=false",
+                  "hydra.sweep.dir=runs/adapt/nest", "hydra.sweep.subdir=src/${method.name}_${tgt_dt}", cwd=trained)
+    assert again.stdout.count("is complete") == 2
+    assert "snnta adapt: sweep done: 1 run(s), 0 failed -> runs/adapt/nest\n" in again.stdout, again.stdout[-500:]
+    assert "snnta adapt: the folder also holds 2 earlier run(s) (0 failed), complete before this sweep" in again.stdout
 
 
 def test_item08_help_per_command_and_resolved_cfg(tmp_path):
