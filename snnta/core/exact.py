@@ -138,24 +138,24 @@ class _Stepper:
             out += self.apow_cols[j][:K] * x[None, :, None, j]
         return out
 
-    def at(self, P: np.ndarray, s) -> np.ndarray:
-        """``exp(A s) x`` from the powers ``P`` (``s`` scalar or ``[H]``; ``|A s| <= 1``)."""
+    def _coef(self, s, K: int, start: int = 0) -> np.ndarray:
+        """``[s^k / k!]`` for ``start <= k < start + K``: ``[K]`` for a scalar ``s``, ``[H, K]`` for one per neuron."""
         s = np.asarray(s, dtype=np.float64)
+        return s[..., None] ** self.k[start:start + K] / self.fact[start:start + K]
+
+    @staticmethod
+    def _series(c: np.ndarray, P: np.ndarray) -> np.ndarray:
+        """``sum_k c[k] P[k]`` as one small matrix product ``[K] @ [K, H * n]``."""
         K = P.shape[0]
-        if s.ndim == 0:  # one small matrix product: [K] @ [K, H * n]
-            return (self._coef(float(s), K) @ P.reshape(K, -1)).reshape(P.shape[1:])
-        c = (s[..., None] ** self.k[:K]) / self.fact[:K]  # [H, K]
-        return np.einsum("hk,khi->hi", c, P)
+        return (c @ P.reshape(K, -1)).reshape(P.shape[1:])
+
+    def at(self, P: np.ndarray, s: float) -> np.ndarray:
+        """``exp(A s) x`` from the powers ``P`` (``|A s| <= 1``)."""
+        return self._series(self._coef(s, P.shape[0]), P)
 
     def integral(self, P: np.ndarray, s: float) -> np.ndarray:
         """``int_0^s exp(A r) x dr`` from the powers ``P``."""
-        K = P.shape[0]
-        c = s ** self.k[1:K + 1] / self.fact[1:K + 1]
-        return (c @ P.reshape(K, -1)).reshape(P.shape[1:])
-
-    def _coef(self, s: float, K: int) -> np.ndarray:
-        """``[s^k / k!]`` for ``k < K``."""
-        return s ** self.k[:K] / self.fact[:K]
+        return self._series(self._coef(s, P.shape[0], start=1), P)
 
     def advance(self, x: np.ndarray, h: float, readout: np.ndarray | None = None) -> np.ndarray:
         """``exp(A h) x`` (exact); adds ``int_0^h u`` to ``readout`` when given."""
@@ -235,12 +235,8 @@ class _Stepper:
 
     def _poly(self, D: np.ndarray, s) -> np.ndarray:
         """``sum_k D[k] s^k / k!`` (a Taylor series in ``s``), per neuron (``s`` scalar or one per neuron)."""
-        K = D.shape[0]
-        s = np.asarray(s, dtype=np.float64)
-        if s.ndim == 0:
-            return self._coef(float(s), K) @ D
-        c = (s[..., None] ** self.k[:K]) / self.fact[:K]  # [H, K]
-        return np.einsum("hk,kh->h", c, D)
+        c = self._coef(s, D.shape[0])
+        return c @ D if c.ndim == 1 else np.einsum("hk,kh->h", c, D)
 
 
 def check_seconds(value, name: str) -> float:
