@@ -106,9 +106,10 @@ def clock_apart(source, coarse, x: torch.Tensor, m: int, threshold: str, recurre
     h = rebin_input(x, split=m).transpose(0, 1)  # [T m, B, C]
     spikes = []
     for layer, p in zip(model.layers, source.params[:-1]):
+        if spikes:  # a layer above the first: the layer below's counts per coarse bin, spread evenly
+            h = window_spread(spikes[-1], m)
         s = run_hidden(input_projection(h, layer.w_in.weight), p, layer.w_rec, m, threshold, recurrence)
         spikes.append(s)
-        h = window_spread(s, m)
     counts = rebin_input(s.transpose(0, 1), merge=m).transpose(0, 1)  # [T, B, H] per coarse bin
     u = run_population(input_projection(counts, model.readout.weight), coarse.params[-1])
     return u.mean(0), spikes
@@ -123,19 +124,19 @@ def main(argv=None) -> int:
         src, test = source_and_test(run_dir, a.n)
         kind, dt_ms = src.params[0].kind, round(src.dt * 1e3, 6)
         n_hidden = sum(layer.neuron.size for layer in src.model.layers)
-        acc, rate = evaluate(test, src.dt, lambda x: src(x, return_spikes=True), n_hidden)
+        acc, rate, _ = evaluate(test, src.dt, lambda x: src(x, return_spikes=True), n_hidden)
         rows[(kind, dt_ms, 1, "source", "", "")].append((acc, rate))
         print(f"{run_dir}: source {acc:.1f} % {rate:.1f} Hz", flush=True)
         for m in a.ratios:
             dt = src.dt * m
             for method, spikes in LIBRARY:
                 dep = adapt_model(src, dt, method, spikes=spikes)
-                acc, rate = evaluate(test, dt, lambda x: dep(x, return_spikes=True), n_hidden)
+                acc, rate, _ = evaluate(test, dt, lambda x: dep(x, return_spikes=True), n_hidden)
                 rows[(kind, dt_ms, m, method, spikes, "")].append((acc, rate))
                 print(f"  x{m} {method} spikes={spikes}: {acc:.1f} % {rate:.1f} Hz", flush=True)
             coarse = adapt_model(src, dt, "expectation", spikes="source")
             for threshold, recurrence in VARIANTS:
-                acc, rate = evaluate(test, dt, lambda x: clock_apart(src, coarse, x, m, threshold, recurrence),
+                acc, rate, _ = evaluate(test, dt, lambda x: clock_apart(src, coarse, x, m, threshold, recurrence),
                                      n_hidden)
                 rows[(kind, dt_ms, m, "source clock", threshold, recurrence)].append((acc, rate))
                 print(f"  x{m} source clock, threshold={threshold}, recurrence={recurrence}: {acc:.1f} % "

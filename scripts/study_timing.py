@@ -63,9 +63,9 @@ def off_edge_spikes(spikes: torch.Tensor, m: int) -> float:
     return float(spikes[~on_edge].sum())
 
 
-def evaluate(test, dt: float, run, n_hidden: int, extra=None, batch_size: int = 256) -> tuple[float, ...]:
-    """Accuracy (%) and mean hidden rate (Hz) of ``run(x) -> (logits, spikes per layer)`` on ``test`` binned at
-    ``dt``; with ``extra(spikes) -> count`` also the share (%) of hidden spikes that ``extra`` counts."""
+def evaluate(test, dt: float, run, n_hidden: int, extra=None, batch_size: int = 256) -> tuple[float, float, float]:
+    """Accuracy (%), mean hidden rate (Hz) and the share (%) of hidden spikes that ``extra(spikes) -> count``
+    counts (NaN without ``extra``) of ``run(x) -> (logits, spikes per layer)`` on ``test`` binned at ``dt``."""
     correct, spikes, counted = 0, 0.0, 0.0
     with torch.no_grad():
         for x, y in iter_batches(test, dt, batch_size):
@@ -74,10 +74,8 @@ def evaluate(test, dt: float, run, n_hidden: int, extra=None, batch_size: int = 
             spikes += float(sum(s.sum() for s in spk))
             if extra is not None:
                 counted += extra(spk)
-    out = (100.0 * correct / len(test), spikes / (len(test) * n_hidden * test.duration))
-    if extra is None:
-        return out
-    return out + (100.0 * counted / spikes if spikes else float("nan"),)
+    share = 100.0 * counted / spikes if extra is not None and spikes else float("nan")
+    return 100.0 * correct / len(test), spikes / (len(test) * n_hidden * test.duration), share
 
 
 def evaluate_held(dep, test, m: int, held: bool) -> tuple[float, float, float]:
